@@ -1,0 +1,22 @@
+# Ladder: a language-model scaling-law study as one DAG.
+# corpus -> tokenizer -> token shards -> one training job per rung -> evaluation
+# -> runs.csv -> fits.json -> report/. See README.md and config/README.md.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/fit.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/plan.csv",
+        f"{RESULTS}/runs.csv",
+        f"{RESULTS}/fits.json",

@@ -1,0 +1,75 @@
+"""Collect every rung's plan row, train.json and eval.json into one tidy runs.csv,
+and every rung's train_log.csv into curves.csv (the learning curves, long format).
+
+A rung whose train.json says it diverged, or whose loss is not finite, is kept with
+`diverged = 1` so the fitter can exclude it *and say so*; nothing is dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ladder.config import write_atomic
+
+# train.json / eval.json keys copied into runs.csv (plan columns come from the rung)
+TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_size", "steps")
+EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
+
+
+def rung_row(plan_row: dict, run_dir: Path) -> dict:
+    train = json.loads((run_dir / "train.json").read_text())
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    row = {"rung": plan_row["id"], **{k: v for k, v in plan_row.items() if k != "id"}}
+    # the trainer's own counts (from the real model) win over the plan's arithmetic
+    for key in ("params_total", "params_embedding", "params_head", "params_non_embedding"):
+        if key in train:
+            row[key] = train[key]
+    row.update({k: train.get(k) for k in TRAIN_KEYS})
+    row["train_loss_nats"] = train.get("loss_nats", train.get("final_loss_nats"))
+    row.update({k: evaluation.get(k) for k in EVAL_KEYS})
+    gpus = plan_row.get("gpus", 1) if str(train.get("device", "cpu")).startswith("cuda") else 0
+    row["gpu_hours"] = (train.get("wall_s") or 0) * gpus / 3600
+    loss = row["loss_nats"]
+    row["diverged"] = int(bool(train.get("diverged")) or loss is None or not math.isfinite(loss))
+    return row
+
+
+def curves(run_ids: list[str], runs_dir: Path) -> pd.DataFrame:
+    frames = []
+    for rid in run_ids:
+        log = pd.read_csv(runs_dir / rid / "train_log.csv")
+        log.insert(0, "rung", rid)
+        frames.append(log)
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ladder aggregate", description=__doc__.splitlines()[0])
+    ap.add_argument("--rungs-json", required=True, help="plan rows of every rung, as JSON")
+    ap.add_argument("--runs-dir", required=True, help="holds <rung>/{train,eval}.json")
+    ap.add_argument("--out", required=True, help="runs.csv")
+    ap.add_argument("--curves", help="curves.csv (learning curves of every rung)")
+    args = ap.parse_args(argv)
+    runs_dir = Path(args.runs_dir)
+    plan_rows = json.loads(args.rungs_json)
+    missing = [
+        f"{runs_dir / r['id'] / f}"
+        for r in plan_rows
+        for f in ("train.json", "eval.json")
+        if not (runs_dir / r["id"] / f).exists()
+    ]
+    if missing:
+        print(f"ladder aggregate: error: missing {', '.join(missing)}", file=sys.stderr)
+        return 2
+    table = pd.DataFrame([rung_row(r, runs_dir / r["id"]) for r in plan_rows])
+    write_atomic(args.out, table.to_csv(index=False))
+    if args.curves:
+        write_atomic(args.curves, curves([r["id"] for r in plan_rows], runs_dir).to_csv(index=False))
+    print(f"aggregated {len(table)} rungs into {args.out} ({int(table['diverged'].sum())} diverged)")
+    return 0

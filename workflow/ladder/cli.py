@@ -1,0 +1,49 @@
+"""The `ladder` command: one subcommand per stage, each owned by its module.
+
+Every stage module defines `main(argv: list[str]) -> int` with its own argparse, so
+`ladder <stage> --help` documents the stage where its code lives. Heavy imports
+(torch, transformers) happen inside the stage, so `ladder plan` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "plan": ("ladder.config", "expand a study config into rungs; write plan.csv"),
+    "corpus": ("ladder.data", "build corpus/{train,val}.parquet from the study's source"),
+    "tokenizer": ("ladder.tokenize", "train or load the tokenizer"),
+    "encode": ("ladder.tokenize", "encode the corpus into tokens/{train,val}.bin"),
+    "train": ("ladder.train", "train one rung"),
+    "evaluate": ("ladder.evaluate", "held-out loss and bits/byte of one rung"),
+    "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),
+    "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
+    "report": ("ladder.report", "plots and report.md from runs.csv and fits.json"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: ladder <stage> [options]   (ladder <stage> --help for details)", ""]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in STAGES.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    stage, rest = argv[0], argv[1:]
+    if stage not in STAGES:
+        print(f"ladder: unknown stage '{stage}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(STAGES[stage][0])
+    # modules that serve two stages (tokenizer/encode) take the stage name first
+    entry = getattr(module, f"main_{stage}", None) or module.main
+    return int(entry(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""A study: load and validate its config, and expand its ladder into rungs (`plan`).
+
+The schema (workflow/schemas/config.schema.yaml) is the single source of keys and
+defaults; this module fills the defaults, turns schema errors into one-line
+messages naming the key, adds the checks a schema cannot express, and plans.
+It imports neither torch nor snakemake: the Snakefile calls it at parse time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+MIN_BPE_VOCAB = 258  # 256 byte tokens + <|endoftext|> + <|mask|>
+
+
+class ConfigError(ValueError):
+    """A bad study config; the message names the key and what is allowed."""
+
+
+def load_schema() -> dict:
+    if not SCHEMA_PATH.exists():
+        raise ConfigError(f"schema not found at {SCHEMA_PATH}; install with `pip install -e .`")
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _with_defaults(validator_cls):
+    """A validator that fills `default`s while it walks `properties` (jsonschema FAQ)."""
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = json.loads(json.dumps(sub["default"]))  # fresh copy
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    key = _key(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        unknown = sorted(set(err.instance) - set(allowed))
+        where = f"'{key}'" if err.absolute_path else "the top level"
+        return f"unknown key {unknown} in {where}; allowed keys: {', '.join(allowed)}"
+    if err.validator == "enum":
+        allowed = ", ".join(str(v) for v in err.validator_value)
+        return f"{key}: {err.instance!r} is not allowed; allowed values: {allowed}"
+    if err.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        rel = {
+            "minimum": ">=",
+            "exclusiveMinimum": ">",
+            "maximum": "<=",
+            "exclusiveMaximum": "<",
+        }[err.validator]
+        return f"{key}: {err.instance!r} is out of range; it must be {rel} {err.validator_value}"
+    return f"{key}: {err.message}"
+
+
+def load_config(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """A study config (a YAML path or a dict), validated, with every default filled."""
+    if isinstance(source, dict):
+        cfg = json.loads(json.dumps(source))
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        cfg = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys")
+    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_message(errors[0]))
+    check_semantics(cfg)
+    return cfg
+
+
+def check_semantics(cfg: dict[str, Any]) -> None:
+    """Checks a JSON schema cannot express; each names the key and what is allowed."""
+    data, tok, model, lad = cfg["data"], cfg["tokenizer"], cfg["model"], cfg["ladder"]
+    if data["source"] == "files":
+        if not data["paths"]:
+            raise ConfigError("data.paths: source 'files' needs at least one glob pattern")
+        for pattern in data["paths"]:
+            if not glob.glob(os.path.expanduser(pattern), recursive=True):
+                raise ConfigError(f"data.paths: '{pattern}' matches no file")
+    if data["source"] == "hf" and not data["hf"]["name"]:
+        raise ConfigError(
+            "data.hf.name: source 'hf' needs a dataset name or a local path "
+            "(e.g. roneneldan/TinyStories)"
+        )
+    if tok["kind"] == "bpe" and tok["vocab_size"] < MIN_BPE_VOCAB:
+        raise ConfigError(
+            f"tokenizer.vocab_size: {tok['vocab_size']} is too small; a byte-level BPE "
+            f"needs at least {MIN_BPE_VOCAB} (256 byte tokens + <|endoftext|> + <|mask|>)"
+        )
+    if tok["kind"] == "pretrained" and not tok["name"]:
+        raise ConfigError("tokenizer.name: kind 'pretrained' needs a tokenizer name or path")
+    if tok["vocab_size"] > 2**32 - 1 or tok["vocab_size"] < 2:
+        raise ConfigError(f"tokenizer.vocab_size: {tok['vocab_size']} must be in [2, 2^32)")
+    if model["family"] == "bert" and model["tie_embeddings"] is False:
+        raise ConfigError("model.tie_embeddings: false is not supported for bert (HF ties it)")
+    if model["family"] != "llama" and model["kv_groups"] != 1:
+        raise ConfigError("model.kv_groups: grouped-query attention needs family 'llama'")
+    if not lad["widths"] and not lad["shapes"]:
+        raise ConfigError("ladder: give ladder.widths or ladder.shapes (at least one rung)")
+    if lad["tokens"] is None and lad["tokens_per_param"] is None:
+        raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
+    tr = cfg["train"]
+    if tr["batch_tokens"] % model["seq_len"]:
+        raise ConfigError(
+            f"train.batch_tokens: {tr['batch_tokens']} must be a multiple of "
+            f"model.seq_len ({model['seq_len']})"
+        )
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One training run of the ladder: a shape, a token budget, its hyperparameters."""
+
+    id: str
+    family: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_kv_head: int
+    d_ff: int
+    vocab_size: int
+    seq_len: int
+    tie_embeddings: bool
+    tokens: int  # tokens actually trained: steps × batch_tokens
+    steps: int
+    seed: int
+    lr: float
+    min_lr_frac: float
+    warmup_frac: float
+    schedule: str
+    decay_frac: float
+    batch_tokens: int
+    micro_batch: int  # sequences per forward pass; divides batch_tokens / seq_len
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    device: str
+    precision: str
+    compile: str
+    threads: int
+    gpus: float
+    log_every_s: float
+    checkpoint_minutes: float
+    eval_points: int
+    mlm_probability: float
+
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape(**{f.name: getattr(self, f.name) for f in fields(ModelShape)})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Rung:
+        return cls(**json.loads(text))
+
+    def row(self) -> dict[str, Any]:
+        """The plan.csv row: the rung, its parameter groups and FLOPs."""
+        groups = param_groups(self.shape)
+        fpt = flops_per_token(self.shape)
+        return {**asdict(self), **groups, "flops_per_token": fpt, "flops": fpt * self.tokens}
+
+
+def format_count(n: float) -> str:
+    """2000000 -> '2M', 1500000 -> '1.5M', 65536 -> '65.5K': short, stable, readable."""
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(int(n))
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def _shapes(cfg: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    """(config key, shape) for every rung, widths first, then explicit shapes."""
+    model = cfg["model"]
+    out = []
+    for i, d in enumerate(cfg["ladder"]["widths"]):
+        if d % model["head_dim"]:
+            raise ConfigError(
+                f"ladder.widths[{i}]: {d} is not a multiple of model.head_dim "
+                f"({model['head_dim']}); use widths divisible by it or change head_dim"
+            )
+        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
+        out.append((f"ladder.widths[{i}]", {"n_layer": n_layer, "d_model": d}))
+    for i, s in enumerate(cfg["ladder"]["shapes"]):
+        out.append((f"ladder.shapes[{i}]", dict(s)))
+    return out
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(k for k in range(1, min(n, cap) + 1) if n % k == 0)
+
+
+def plan(cfg: dict[str, Any]) -> list[Rung]:
+    """Expand a validated config into its rungs, in order of increasing size."""
+    model, lad, tr = cfg["model"], cfg["ladder"], cfg["train"]
+    family = model["family"]
+    tie = model["tie_embeddings"]
+    if tie is None:
+        tie = family != "llama"  # HF's defaults: Llama unties its head, GPT-2/BERT tie
+    rungs: list[Rung] = []
+    seen: dict[str, str] = {}
+    for key, s in _shapes(cfg):
+        d = s["d_model"]
+        n_head = s.get("n_head") or max(1, d // model["head_dim"])
+        if d % n_head:
+            raise ConfigError(f"{key}: d_model {d} is not divisible by n_head {n_head}")
+        n_kv = n_head // model["kv_groups"] if family == "llama" else n_head
+        if n_kv < 1 or n_head % model["kv_groups"]:
+            raise ConfigError(
+                f"{key}: n_head {n_head} is not divisible by model.kv_groups "
+                f"({model['kv_groups']})"
+            )
+        shape = ModelShape(
+            family=family,
+            n_layer=s["n_layer"],
+            d_model=d,
+            n_head=n_head,
+            n_kv_head=n_kv,
+            d_ff=s.get("d_ff") or default_d_ff(family, d),
+            vocab_size=cfg["tokenizer"]["vocab_size"],
+            seq_len=model["seq_len"],
+            tie_embeddings=tie,
+        )
+        if lad["tokens_per_param"] is not None:
+            budget = lad["tokens_per_param"] * param_groups(shape)["params_total"]
+        else:
+            budget = lad["tokens"]
+        rid = f"L{shape.n_layer}-d{d}-T{format_count(budget)}"
+        if rid in seen:
+            raise ConfigError(f"{key}: rung {rid} duplicates {seen[rid]}")
+        seen[rid] = key
+        hp = {k: tr[k] for k in tr}
+        hp.update(lad["overrides"].get(rid, {}))
+        steps = max(1, math.ceil(budget / hp["batch_tokens"]))
+        seqs = hp["batch_tokens"] // model["seq_len"]
+        rung = dict(
+            id=rid,
+            **asdict(shape),
+            tokens=steps * hp["batch_tokens"],
+            steps=steps,
+            seed=cfg["seed"],
+            **{k: v for k, v in hp.items() if k != "micro_batch"},
+            micro_batch=_largest_divisor_at_most(seqs, hp["micro_batch"]),
+        )
+        rungs.append(Rung(**rung))
+    unknown = sorted(set(lad["overrides"]) - set(seen))
+    if unknown:
+        raise ConfigError(
+            f"ladder.overrides: unknown rung id(s) {unknown}; rungs are: {', '.join(seen)}"
+        )
+    allowed = set(tr)
+    for rid, over in lad["overrides"].items():
+        bad = sorted(set(over) - allowed)
+        if bad:
+            raise ConfigError(
+                f"ladder.overrides.{rid}: unknown key(s) {bad}; allowed: {', '.join(sorted(tr))}"
+            )
+        if over.get("batch_tokens", model["seq_len"]) % model["seq_len"]:
+            raise ConfigError(
+                f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
+            )
+    return sorted(rungs, key=lambda r: (param_groups(r.shape)["params_non_embedding"], r.tokens))
+
+
+def plan_csv(rungs: list[Rung]) -> str:
+    rows = [r.row() for r in rungs]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file via a temp file + rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def summary_table(rungs: list[Rung], tokens_per_s: float | None = None) -> str:
+    """The plan as a fixed-width table with totals, for `ladder plan`."""
+    head = f"{'rung':<20}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
+    head += f"{'est. hours':>11}" if tokens_per_s else ""
+    lines = [head]
+    total_flops = total_h = 0.0
+    for r in rungs:
+        row = r.row()
+        total_flops += row["flops"]
+        line = (
+            f"{r.id:<20}{format_count(row['params_non_embedding']):>15}"
+            f"{format_count(row['params_total']):>14}{format_count(r.tokens):>10}"
+            f"{row['flops']:>11.3g}"
+        )
+        if tokens_per_s:
+            hours = r.tokens / tokens_per_s / 3600
+            total_h += hours
+            line += f"{hours:>11.3f}"
+        lines.append(line)
+    total = f"{'total':<59}{total_flops:>11.3g}" + (f"{total_h:>11.3f}" if tokens_per_s else "")
+    return "\n".join(lines + [total])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ladder plan", description=__doc__.splitlines()[0])
+    ap.add_argument("--configfile", default="config/config.yaml", help="study YAML")
+    ap.add_argument("--config-json", help="the study as JSON (the Snakefile passes this)")
+    ap.add_argument("--out", help="write plan.csv here (default: results/<study>/plan.csv)")
+    ap.add_argument("--resolved", help="also write the resolved config (defaults filled) here")
+    ap.add_argument("--tokens-per-s", type=float, help="throughput for the hours estimate")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
+        rungs = plan(cfg)
+    except ConfigError as e:
+        print(f"ladder plan: config error: {e}", file=sys.stderr)
+        return 2
+    out = args.out or f"results/{cfg['study']}/plan.csv"
+    write_atomic(out, plan_csv(rungs))
+    if args.resolved:
+        write_atomic(args.resolved, yaml.safe_dump(cfg, sort_keys=False))
+    print(summary_table(rungs, args.tokens_per_s))
+    print(f"wrote {out} ({len(rungs)} rungs)")
+    return 0

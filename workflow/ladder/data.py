@@ -1,0 +1,206 @@
+"""Corpus sources behind one interface, and a deterministic train/val split.
+
+Sources (config `data.source`):
+- `stdlib`: the Python standard library's own .py files (found with sysconfig): real
+  text on every machine, no network. Its content depends on the Python version, so
+  the corpus hash in tokens/meta.json tells two studies' corpora apart.
+- `files`: local .txt (one document per file), .jsonl and .parquet globs, loaded with
+  `datasets` so the code path is the one hub datasets take.
+- `hf`: `datasets.load_dataset(name, config, split=, revision=)`; `name` may also be a
+  local directory (data files, or a `save_to_disk` folder), which is how tests run it.
+
+The split assigns each document by a hash of its text, so it does not depend on
+document order or on the byte cap, and duplicates never straddle train and val.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DataError(ValueError):
+    """Bad data: the message names the file, field or key and what is wrong."""
+
+
+def stdlib_documents() -> Iterator[str]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        p for p in root.rglob("*.py") if "site-packages" not in p.relative_to(root).parts
+    )
+    if not files:
+        raise DataError(f"data.source stdlib: no .py files under {root}")
+    for path in files:
+        # a few stdlib test files hold deliberately invalid UTF-8; keep them, replaced
+        yield path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _text_column(ds, field: str, where: str):
+    if field not in ds.column_names:
+        raise DataError(
+            f"{where}: no text field '{field}' (data.text_field); "
+            f"columns are: {', '.join(ds.column_names)}"
+        )
+    return ds
+
+
+def file_documents(patterns: list[str], field: str) -> Iterator[str]:
+    import glob
+
+    import datasets
+
+    by_builder: dict[str, list[str]] = {}
+    for pattern in patterns:
+        paths = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        if not paths:
+            raise DataError(f"data.paths: '{pattern}' matches no file")
+        for p in paths:
+            builder = FILE_BUILDERS.get(Path(p).suffix.lower())
+            if builder is None:
+                raise DataError(
+                    f"data.paths: {p} has an unsupported extension; "
+                    f"allowed: {', '.join(FILE_BUILDERS)}"
+                )
+            by_builder.setdefault(builder, []).append(p)
+    for builder, paths in by_builder.items():
+        kwargs = {"sample_by": "document"} if builder == "text" else {}
+        ds = datasets.load_dataset(builder, data_files=paths, split="train", **kwargs)
+        col = "text" if builder == "text" else field
+        yield from _text_column(ds, col, f"data.paths ({builder} files)")[col]
+
+
+def hf_documents(hf: dict[str, Any], field: str, streaming: bool) -> Iterator[str]:
+    import datasets
+
+    name = hf["name"]
+    local = Path(name).expanduser()
+    if (local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists():
+        ds = datasets.load_from_disk(str(local))  # a save_to_disk folder
+        if isinstance(ds, datasets.DatasetDict):
+            if hf["split"] not in ds:
+                raise DataError(f"data.hf.split: '{hf['split']}' not in {name}: {list(ds)}")
+            ds = ds[hf["split"]]
+    else:
+        ds = datasets.load_dataset(
+            str(local) if local.exists() else name,
+            hf["config"],
+            split=hf["split"],
+            revision=hf["revision"],
+            streaming=streaming,
+        )
+    if streaming and not isinstance(ds, datasets.Dataset):
+        first = next(iter(ds), None)
+        if first is not None and field not in first:
+            raise DataError(
+                f"data.hf: no text field '{field}' (data.text_field) in {name}; "
+                f"fields are: {', '.join(first)}"
+            )
+        for row in ds:
+            yield row[field]
+        return
+    yield from _text_column(ds, field, f"data.hf ({name})")[field]
+
+
+def documents(data: dict[str, Any]) -> Iterator[str]:
+    """The documents of `data.source`, in a deterministic order."""
+    source = data["source"]
+    if source == "stdlib":
+        return stdlib_documents()
+    if source == "files":
+        return file_documents(data["paths"], data["text_field"])
+    if source == "hf":
+        # a byte cap means we only need the head of the dataset: stream it
+        return hf_documents(data["hf"], data["text_field"], streaming=bool(data["max_bytes"]))
+    raise DataError(f"data.source: unknown source '{source}'; allowed: stdlib, files, hf")
+
+
+def is_val(text: str, val_fraction: float, seed: int) -> bool:
+    """Deterministic split: a document goes to val if its keyed hash falls below the fraction."""
+    h = hashlib.blake2b(text.encode("utf-8"), digest_size=8, key=str(seed).encode()).digest()
+    return int.from_bytes(h, "big") < val_fraction * 2**64
+
+
+def split_corpus(
+    docs: Iterator[str], val_fraction: float, seed: int, max_bytes: int | None, min_doc_bytes: int
+) -> tuple[list[str], list[str], dict[str, int]]:
+    train, val = [], []
+    stats = {"n_docs": 0, "n_bytes": 0, "skipped_short": 0, "capped": 0}
+    for text in docs:
+        if not isinstance(text, str):
+            raise DataError(f"data.text_field holds a {type(text).__name__}, not text")
+        n = len(text.encode("utf-8"))
+        if n < min_doc_bytes:
+            stats["skipped_short"] += 1
+            continue
+        if max_bytes is not None and stats["n_bytes"] + n > max_bytes:
+            stats["capped"] = 1
+            break
+        stats["n_docs"] += 1
+        stats["n_bytes"] += n
+        (val if is_val(text, val_fraction, seed) else train).append(text)
+    return train, val, stats
+
+
+def write_parquet_atomic(path: Path, texts: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(pa.table({"text": pa.array(texts, pa.large_string())}), tmp)
+    os.replace(tmp, path)
+
+
+def build_corpus(data: dict[str, Any], seed: int, out_dir: str | os.PathLike) -> dict[str, int]:
+    t0 = time.time()
+    train, val, stats = split_corpus(
+        documents(data), data["val_fraction"], seed, data["max_bytes"], data["min_doc_bytes"]
+    )
+    if not train or not val:
+        raise DataError(
+            f"data: the split left train={len(train)} and val={len(val)} documents out of "
+            f"{stats['n_docs']}; provide more documents or change data.val_fraction"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(out / "val.parquet", val)
+    write_parquet_atomic(out / "train.parquet", train)
+    stats.update(n_train_docs=len(train), n_val_docs=len(val), wall_s=round(time.time() - t0, 3))
+    return stats
+
+
+def read_texts(path: str | os.PathLike) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ladder corpus", description=__doc__.splitlines()[0])
+    ap.add_argument("--data-json", required=True, help="the study's `data` section as JSON")
+    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--out-dir", required=True, help="writes train.parquet and val.parquet")
+    args = ap.parse_args(argv)
+    try:
+        stats = build_corpus(json.loads(args.data_json), args.seed, args.out_dir)
+    except DataError as e:
+        print(f"ladder corpus: data error: {e}", file=sys.stderr)
+        return 2
+    if stats["skipped_short"]:
+        print(f"skipped {stats['skipped_short']} documents shorter than data.min_doc_bytes")
+    if stats["capped"]:
+        print("stopped at data.max_bytes")
+    print(
+        f"corpus: {stats['n_docs']} documents, {stats['n_bytes'] / 1e6:.2f} MB -> "
+        f"{stats['n_train_docs']} train / {stats['n_val_docs']} val in {stats['wall_s']} s"
+    )
+    return 0

@@ -1,0 +1,152 @@
+"""Model shapes, parameter groups, FLOP counts, and HF model construction.
+
+The counting functions are plain arithmetic (no torch) so the Snakefile can plan a
+ladder at parse time in milliseconds; `build_model` imports transformers lazily.
+tests/test_model.py checks every count against `numel()` of the real HF model.
+
+Conventions (kept in plan.csv, train.json and runs.csv so any convention can be fitted):
+- params_embedding: token (+ position, + token-type) embedding tables.
+- params_head: output-projection parameters *not* shared with the embedding
+  (V·d when untied, 0 when tied) plus an output bias if the family has one.
+- params_non_embedding: everything else (blocks, norms, BERT's MLM transform).
+- params_total = embedding + head + non_embedding (unique parameters, = numel()).
+- params_with_head = non_embedding + V·d: the matmul parameters a token passes
+  through, tied or not; this is N in 6·N (Kaplan et al. 2020; Chinchilla counts total).
+- flops_per_token (training, forward+backward) = 6·params_with_head
+  + 12·n_layer·seq_len·d_attn, the attention term of PaLM (Chowdhery et al. 2022,
+  appendix B): QKᵀ and AV each cost 2·seq·d_attn per token forward, ×3 for training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+FAMILIES = ("llama", "gpt2", "bert")
+# HF's own defaults: Llama unties its output head, GPT-2 and BERT tie it.
+TIED_BY_DEFAULT = {"llama": False, "gpt2": True, "bert": True}
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    family: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_kv_head: int
+    d_ff: int
+    vocab_size: int
+    seq_len: int
+    tie_embeddings: bool
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def d_attn(self) -> int:
+        return self.n_head * self.head_dim
+
+
+def default_d_ff(family: str, d_model: int) -> int:
+    """Llama's SwiGLU uses ~8/3·d (three matrices ≈ the 4·d two-matrix MLP), rounded up
+    to a multiple of 32 for friendly matmuls; GPT-2 and BERT use 4·d."""
+    if family == "llama":
+        return -(-(8 * d_model // 3) // 32) * 32
+    return 4 * d_model
+
+
+def param_groups(s: ModelShape) -> dict[str, int]:
+    d, V, L, ff = s.d_model, s.vocab_size, s.n_layer, s.d_ff
+    if s.family == "llama":
+        kv = s.n_kv_head * s.head_dim
+        block = d * s.d_attn + 2 * d * kv + s.d_attn * d + 3 * d * ff + 2 * d
+        non_embedding = L * block + d  # + final RMSNorm
+        embedding = V * d
+        head = 0 if s.tie_embeddings else V * d
+    elif s.family == "gpt2":
+        block = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d)
+        non_embedding = L * block + 2 * d  # + final LayerNorm
+        embedding = V * d + s.seq_len * d  # token + learned positions
+        head = 0 if s.tie_embeddings else V * d
+    elif s.family == "bert":
+        block = 3 * (d * d + d) + (d * d + d) + 2 * d + (d * ff + ff) + (ff * d + d) + 2 * d
+        # embedding LayerNorm + MLM transform (dense + LayerNorm) are not embeddings
+        non_embedding = L * block + 2 * d + (d * d + d) + 2 * d
+        embedding = V * d + s.seq_len * d + 2 * d  # token + position + token-type
+        head = V  # the decoder's bias; its weight is tied (config rejects untied BERT)
+    else:
+        raise ValueError(f"unknown model family '{s.family}'; allowed: {', '.join(FAMILIES)}")
+    return {
+        "params_total": embedding + head + non_embedding,
+        "params_embedding": embedding,
+        "params_head": head,
+        "params_non_embedding": non_embedding,
+        "params_with_head": non_embedding + V * d,
+    }
+
+
+def flops_per_token(s: ModelShape) -> int:
+    """Training FLOPs per token (forward + backward), see the module docstring."""
+    return 6 * param_groups(s)["params_with_head"] + 12 * s.n_layer * s.seq_len * s.d_attn
+
+
+def hf_config(s: ModelShape):
+    """The transformers config for a shape (SDPA attention, no dropout)."""
+    import transformers as tf
+
+    common = dict(vocab_size=s.vocab_size, tie_word_embeddings=s.tie_embeddings)
+    if s.family == "llama":
+        return tf.LlamaConfig(
+            hidden_size=s.d_model,
+            intermediate_size=s.d_ff,
+            num_hidden_layers=s.n_layer,
+            num_attention_heads=s.n_head,
+            num_key_value_heads=s.n_kv_head,
+            max_position_embeddings=s.seq_len,
+            attn_implementation="sdpa",
+            **common,
+        )
+    if s.family == "gpt2":
+        return tf.GPT2Config(
+            n_embd=s.d_model,
+            n_inner=s.d_ff,
+            n_layer=s.n_layer,
+            n_head=s.n_head,
+            n_positions=s.seq_len,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=None,  # GPT-2's 50256 is outside a small vocabulary
+            eos_token_id=None,
+            attn_implementation="sdpa",
+            **common,
+        )
+    if s.family == "bert":
+        return tf.BertConfig(
+            hidden_size=s.d_model,
+            intermediate_size=s.d_ff,
+            num_hidden_layers=s.n_layer,
+            num_attention_heads=s.n_head,
+            max_position_embeddings=s.seq_len,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            attn_implementation="sdpa",
+            **common,
+        )
+    raise ValueError(f"unknown model family '{s.family}'; allowed: {', '.join(FAMILIES)}")
+
+
+def build_model(s: ModelShape, seed: int):
+    """A randomly initialised HF model (CausalLM for llama/gpt2, MaskedLM for bert)."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    cls = tf.BertForMaskedLM if s.family == "bert" else tf.AutoModelForCausalLM
+    if s.family == "bert":
+        return cls(hf_config(s))
+    return cls.from_config(hf_config(s))
+
+
+def shape_dict(s: ModelShape) -> dict:
+    return asdict(s)
