@@ -1,0 +1,124 @@
+"""The real DAG on a tiny study: artifacts and their contents, caching, and reruns."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+TINY = ROOT / "tests/configs/tiny.yaml"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY) -> subprocess.CompletedProcess:
+    cmd = [
+        shutil.which("snakemake") or "snakemake",
+        "--snakefile", str(ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(configfile),
+        "--cores", "2",
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table."""
+    if "Nothing to be done" in proc.stdout + proc.stderr:
+        return {}
+    stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dag")
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return workdir
+
+
+def test_artifacts(study):
+    res = study / "results/tiny"
+    plan = list(csv.DictReader((res / "plan.csv").open()))
+    runs = list(csv.DictReader((res / "runs.csv").open()))
+    assert [r["id"] for r in plan] == [r["rung"] for r in runs]
+    assert len(runs) == 4
+    meta = json.loads((res / "tokens/meta.json").read_text())
+    assert meta["val"]["n_bytes"] > meta["val"]["n_tokens"] > 0
+    for row in runs:
+        loss = float(row["loss_nats"])
+        assert 0 < loss < math.log(320) + 1  # below a uniform guess over the vocabulary
+        assert float(row["bits_per_byte"]) == pytest.approx(
+            loss / math.log(2) * meta["val"]["n_tokens"] / meta["val"]["n_bytes"], rel=1e-6
+        )
+        assert int(row["tokens"]) >= 16384 and float(row["wall_s"]) > 0
+        assert row["diverged"] == "0"
+        train = json.loads((res / f"runs/{row['rung']}/train.json").read_text())
+        assert int(train["params_non_embedding"]) == int(row["params_non_embedding"])
+        log = list(csv.DictReader((res / f"runs/{row['rung']}/train_log.csv").open()))
+        assert float(log[-1]["tokens"]) == int(row["tokens"])
+    # every eval saw the same tokens
+    assert len({r["eval_tokens"] for r in runs}) == 1
+    fits = json.loads((res / "fits.json").read_text())["laws"]
+    fitted = {k: v for k, v in fits.items() if "skipped" not in v}
+    assert any(k.startswith("power") for k in fitted)
+    for law in fitted.values():
+        assert all(math.isfinite(v) for v in law["params"].values())
+
+
+def test_checkpoint_loads_with_from_pretrained(study):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    res = study / "results/tiny"
+    rung = next(csv.DictReader((res / "runs.csv").open()))["rung"]
+    model = AutoModelForCausalLM.from_pretrained(res / f"runs/{rung}/model")
+    tok = AutoTokenizer.from_pretrained(res / "tokenizer")
+    ids = tok("def main():", return_tensors="pt")["input_ids"]
+    assert model(ids).logits.shape[-1] == 320
+
+
+def test_rerun_does_nothing(study):
+    proc = snakemake(study, "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_rung_hyperparameter_change_reruns_only_that_rung(study, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    rung = next(csv.DictReader((study / "results/tiny/plan.csv").open()))["id"]
+    cfg["ladder"]["overrides"] = {rung: {"lr": 0.005}}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(study, "-n", configfile=changed))
+    assert jobs.get("train") == 1 and jobs.get("evaluate") == 1
+    assert not {"corpus", "tokenizer", "encode"} & set(jobs)
+
+
+def test_vocab_change_reruns_from_the_tokenizer_on(study, tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["tokenizer"]["vocab_size"] = 384
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(snakemake(study, "-n", configfile=changed))
+    assert "corpus" not in jobs
+    assert jobs["tokenizer"] == jobs["encode"] == 1
+    assert jobs["train"] == jobs["evaluate"] == 4
+
+
+def test_config_error_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: bad\nmodel:\n  family: gtp2\n")
+    proc = snakemake(tmp_path, "-n", configfile=bad)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "model.family" in out and "llama, gpt2, bert" in out
+    assert not (tmp_path / "results").exists()
