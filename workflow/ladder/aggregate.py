@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame([rung_row(r, runs_dir / r["id"]) for r in plan_rows])
     write_atomic(args.out, table.to_csv(index=False))
     if args.curves:
-        write_atomic(args.curves, curves([r["id"] for r in plan_rows], runs_dir).to_csv(index=False))
-    print(f"aggregated {len(table)} rungs into {args.out} ({int(table['diverged'].sum())} diverged)")
+        ids = [r["id"] for r in plan_rows]
+        write_atomic(args.curves, curves(ids, runs_dir).to_csv(index=False))
+    n_bad = int(table["diverged"].sum())
+    print(f"aggregated {len(table)} rungs into {args.out} ({n_bad} diverged)")
     return 0

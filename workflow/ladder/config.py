@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -81,6 +82,21 @@ def _message(err: jsonschema.ValidationError) -> str:
     return f"{key}: {err.message}"
 
 
+_SCI = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+NUMERIC_SECTIONS = ("model", "ladder", "train", "eval", "fit", "report", "cluster")
+
+
+def _numbers(value):
+    """YAML 1.1 reads `1e13` (no dot) as a string; numbers are what users mean here."""
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, str) and _SCI.match(value):
+        return float(value)
+    return value
+
+
 def load_config(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """A study config (a YAML path or a dict), validated, with every default filled."""
     if isinstance(source, dict):
@@ -92,6 +108,9 @@ def load_config(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
         if not isinstance(cfg, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys")
+    for section in NUMERIC_SECTIONS:
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = _numbers(cfg[section])
     validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
@@ -127,10 +146,33 @@ def check_semantics(cfg: dict[str, Any]) -> None:
         raise ConfigError("model.tie_embeddings: false is not supported for bert (HF ties it)")
     if model["family"] != "llama" and model["kv_groups"] != 1:
         raise ConfigError("model.kv_groups: grouped-query attention needs family 'llama'")
-    if not lad["widths"] and not lad["shapes"]:
-        raise ConfigError("ladder: give ladder.widths or ladder.shapes (at least one rung)")
-    if lad["tokens"] is None and lad["tokens_per_param"] is None:
-        raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
+    if data["source"] == "synthetic" and tok["kind"] != "symbols":
+        raise ConfigError(
+            "tokenizer.kind: source 'synthetic' needs kind 'symbols' (one token per symbol, "
+            "so the known entropy is per token)"
+        )
+    if tok["kind"] == "symbols":
+        if data["source"] != "synthetic":
+            raise ConfigError("tokenizer.kind: 'symbols' needs data.source 'synthetic'")
+        need = data["synthetic"]["n_symbols"] + 2
+        if tok["vocab_size"] < need:
+            raise ConfigError(
+                f"tokenizer.vocab_size: {tok['vocab_size']} is too small for "
+                f"{data['synthetic']['n_symbols']} symbols; it must be >= {need} "
+                "(symbols + <|endoftext|> + <|mask|>)"
+            )
+    if lad["design"] == "isoflop":
+        if not lad["budgets_flops"]:
+            raise ConfigError("ladder.budgets_flops: design 'isoflop' needs compute budgets")
+    else:
+        if not lad["widths"] and not lad["shapes"] and not lad["params"]:
+            raise ConfigError(
+                "ladder: give ladder.widths, ladder.shapes or ladder.params (at least one rung)"
+            )
+        if lad["tokens"] is None and lad["tokens_per_param"] is None:
+            raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
+        if lad["budgets_flops"]:
+            raise ConfigError("ladder.budgets_flops: only used by design 'isoflop'")
     tr = cfg["train"]
     if tr["batch_tokens"] % model["seq_len"]:
         raise ConfigError(
@@ -176,6 +218,8 @@ class Rung:
     checkpoint_minutes: float
     eval_points: int
     mlm_probability: float
+    design: str = "grid"
+    budget_flops: float = 0.0  # the isoflop budget this rung belongs to (0 for other designs)
 
     @property
     def shape(self) -> ModelShape:
@@ -207,10 +251,36 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
+def shape_for_params(target: float, cfg: dict[str, Any]) -> dict[str, int]:
+    """The width and depth whose non-embedding count is closest to `target`.
+
+    Depth follows width by the aspect ratio (n_layer = round(d / aspect_ratio)); widths
+    are multiples of head_dim (and of 64 from 256 up, for tensor-core-friendly matmuls).
+    Candidates are scanned exhaustively: counts are exact, not the 12·L·d² estimate.
+    """
+    model = cfg["model"]
+    hd = model["head_dim"]
+    best = None
+    for d in range(hd, 16384 + 1, hd):
+        if d >= 256 and d % 64:
+            continue
+        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
+        shape = _model_shape(cfg, {"n_layer": n_layer, "d_model": d})
+        n = param_groups(shape)["params_non_embedding"]
+        err = abs(math.log(n / target))
+        if best is None or err < best[0]:
+            best = (err, {"n_layer": n_layer, "d_model": d})
+        if n > 2 * target:
+            break
+    return best[1]
+
+
 def _shapes(cfg: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
-    """(config key, shape) for every rung, widths first, then explicit shapes."""
+    """(config key, shape) for every size: target params, then widths, then shapes."""
     model = cfg["model"]
     out = []
+    for i, n in enumerate(cfg["ladder"]["params"]):
+        out.append((f"ladder.params[{i}]", shape_for_params(n, cfg)))
     for i, d in enumerate(cfg["ladder"]["widths"]):
         if d % model["head_dim"]:
             raise ConfigError(
@@ -224,50 +294,105 @@ def _shapes(cfg: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
     return out
 
 
-def _largest_divisor_at_most(n: int, cap: int) -> int:
-    return max(k for k in range(1, min(n, cap) + 1) if n % k == 0)
-
-
-def plan(cfg: dict[str, Any]) -> list[Rung]:
-    """Expand a validated config into its rungs, in order of increasing size."""
-    model, lad, tr = cfg["model"], cfg["ladder"], cfg["train"]
+def _model_shape(cfg: dict[str, Any], s: dict[str, int], key: str = "") -> ModelShape:
+    model = cfg["model"]
     family = model["family"]
     tie = model["tie_embeddings"]
     if tie is None:
         tie = family != "llama"  # HF's defaults: Llama unties its head, GPT-2/BERT tie
+    d = s["d_model"]
+    n_head = s.get("n_head") or max(1, d // model["head_dim"])
+    if d % n_head:
+        raise ConfigError(f"{key}: d_model {d} is not divisible by n_head {n_head}")
+    n_kv = n_head // model["kv_groups"] if family == "llama" else n_head
+    if n_kv < 1 or n_head % model["kv_groups"]:
+        raise ConfigError(
+            f"{key}: n_head {n_head} is not divisible by model.kv_groups ({model['kv_groups']})"
+        )
+    return ModelShape(
+        family=family,
+        n_layer=s["n_layer"],
+        d_model=d,
+        n_head=n_head,
+        n_kv_head=n_kv,
+        d_ff=s.get("d_ff") or default_d_ff(family, d),
+        vocab_size=cfg["tokenizer"]["vocab_size"],
+        seq_len=model["seq_len"],
+        tie_embeddings=tie,
+    )
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(k for k in range(1, min(n, cap) + 1) if n % k == 0)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def deepseek_hparams(flops: float, seq_len: int) -> tuple[float, int]:
+    """DeepSeek LLM (2024, eq. 1): lr = 0.3118·C^-0.125, batch = 0.2920·C^0.3271 tokens,
+    fitted on their IsoFLOP sweeps; batch rounded to whole sequences (at least one)."""
+    lr = 0.3118 * flops**-0.125
+    batch = max(1, _round_half_up(0.2920 * flops**0.3271 / seq_len)) * seq_len
+    return lr, batch
+
+
+def _sizes_and_budgets(cfg: dict[str, Any]) -> list[tuple[str, ModelShape, float, float]]:
+    """(key, shape, token budget, compute budget) for every rung of the design."""
+    lad = cfg["ladder"]
+    out = []
+    if lad["design"] == "isoflop":
+        for b, budget in enumerate(lad["budgets_flops"]):
+            if lad["params"]:
+                targets = lad["params"]
+            else:
+                # centre on Chinchilla's rule: C ≈ 6·N·D with D = r·N  =>  N = sqrt(C / 6r)
+                n_opt = math.sqrt(budget / (6 * lad["optimal_tokens_per_param"]))
+                half = math.sqrt(lad["isoflop_span"])
+                k = lad["isoflop_sizes"]
+                targets = [n_opt / half * (half * half) ** (i / (k - 1)) for i in range(k)]
+            seen = set()
+            for n in targets:
+                s = shape_for_params(n, cfg)
+                if (s["n_layer"], s["d_model"]) in seen:
+                    continue  # two targets rounded onto one shape
+                seen.add((s["n_layer"], s["d_model"]))
+                shape = _model_shape(cfg, s, f"ladder.budgets_flops[{b}]")
+                out.append(
+                    (f"ladder.budgets_flops[{b}]", shape, budget / flops_per_token(shape), budget)
+                )
+        return out
+    for key, s in _shapes(cfg):
+        shape = _model_shape(cfg, s, key)
+        if lad["tokens_per_param"] is not None:
+            total = param_groups(shape)["params_total"]
+            budgets = [r * total for r in _as_list(lad["tokens_per_param"])]
+        else:
+            budgets = _as_list(lad["tokens"])
+        out += [(key, shape, budget, 0.0) for budget in budgets]
+    return out
+
+
+def plan(cfg: dict[str, Any]) -> list[Rung]:
+    """Expand a validated config into its rungs, in order of size, then tokens."""
+    model, lad, tr = cfg["model"], cfg["ladder"], cfg["train"]
     rungs: list[Rung] = []
     seen: dict[str, str] = {}
-    for key, s in _shapes(cfg):
-        d = s["d_model"]
-        n_head = s.get("n_head") or max(1, d // model["head_dim"])
-        if d % n_head:
-            raise ConfigError(f"{key}: d_model {d} is not divisible by n_head {n_head}")
-        n_kv = n_head // model["kv_groups"] if family == "llama" else n_head
-        if n_kv < 1 or n_head % model["kv_groups"]:
-            raise ConfigError(
-                f"{key}: n_head {n_head} is not divisible by model.kv_groups "
-                f"({model['kv_groups']})"
-            )
-        shape = ModelShape(
-            family=family,
-            n_layer=s["n_layer"],
-            d_model=d,
-            n_head=n_head,
-            n_kv_head=n_kv,
-            d_ff=s.get("d_ff") or default_d_ff(family, d),
-            vocab_size=cfg["tokenizer"]["vocab_size"],
-            seq_len=model["seq_len"],
-            tie_embeddings=tie,
-        )
-        if lad["tokens_per_param"] is not None:
-            budget = lad["tokens_per_param"] * param_groups(shape)["params_total"]
+    for key, shape, budget, budget_flops in _sizes_and_budgets(cfg):
+        name = f"L{shape.n_layer}-d{shape.d_model}"
+        if budget_flops:
+            rid = f"C{budget_flops:.0e}".replace("e+", "e") + f"-{name}"
         else:
-            budget = lad["tokens"]
-        rid = f"L{shape.n_layer}-d{d}-T{format_count(budget)}"
+            rid = f"{name}-T{format_count(budget)}"
         if rid in seen:
             raise ConfigError(f"{key}: rung {rid} duplicates {seen[rid]}")
         seen[rid] = key
         hp = {k: tr[k] for k in tr}
+        if tr["hparam_rule"] == "deepseek":
+            hp["lr"], hp["batch_tokens"] = deepseek_hparams(
+                flops_per_token(shape) * budget, model["seq_len"]
+            )
         hp.update(lad["overrides"].get(rid, {}))
         steps = max(1, math.ceil(budget / hp["batch_tokens"]))
         seqs = hp["batch_tokens"] // model["seq_len"]
@@ -277,8 +402,10 @@ def plan(cfg: dict[str, Any]) -> list[Rung]:
             tokens=steps * hp["batch_tokens"],
             steps=steps,
             seed=cfg["seed"],
-            **{k: v for k, v in hp.items() if k != "micro_batch"},
+            **{k: v for k, v in hp.items() if k not in ("micro_batch", "hparam_rule")},
             micro_batch=_largest_divisor_at_most(seqs, hp["micro_batch"]),
+            design=lad["design"],
+            budget_flops=float(budget_flops),
         )
         rungs.append(Rung(**rung))
     unknown = sorted(set(lad["overrides"]) - set(seen))
@@ -286,22 +413,35 @@ def plan(cfg: dict[str, Any]) -> list[Rung]:
         raise ConfigError(
             f"ladder.overrides: unknown rung id(s) {unknown}; rungs are: {', '.join(seen)}"
         )
-    allowed = set(tr)
+    allowed = set(tr) - {"hparam_rule"}
     for rid, over in lad["overrides"].items():
         bad = sorted(set(over) - allowed)
         if bad:
             raise ConfigError(
-                f"ladder.overrides.{rid}: unknown key(s) {bad}; allowed: {', '.join(sorted(tr))}"
+                f"ladder.overrides.{rid}: unknown key(s) {bad}; "
+                f"allowed: {', '.join(sorted(allowed))}"
             )
         if over.get("batch_tokens", model["seq_len"]) % model["seq_len"]:
             raise ConfigError(
                 f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
             )
-    return sorted(rungs, key=lambda r: (param_groups(r.shape)["params_non_embedding"], r.tokens))
+    return sorted(
+        rungs,
+        key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
+    )
 
 
-def plan_csv(rungs: list[Rung]) -> str:
+def gpu_hours(rung: Rung, flops_per_s: float) -> float:
+    """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
+    # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
+    return rung.row()["flops"] / flops_per_s / 3600
+
+
+def plan_csv(rungs: list[Rung], flops_per_s: float | None = None) -> str:
     rows = [r.row() for r in rungs]
+    if flops_per_s:
+        for row, r in zip(rows, rungs, strict=True):
+            row["est_gpu_hours"] = gpu_hours(r, flops_per_s)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -318,26 +458,26 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
-def summary_table(rungs: list[Rung], tokens_per_s: float | None = None) -> str:
+def summary_table(rungs: list[Rung], flops_per_s: float | None = None) -> str:
     """The plan as a fixed-width table with totals, for `ladder plan`."""
-    head = f"{'rung':<20}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
-    head += f"{'est. hours':>11}" if tokens_per_s else ""
+    head = f"{'rung':<22}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
+    head += f"{'est. GPU-h':>12}" if flops_per_s else ""
     lines = [head]
     total_flops = total_h = 0.0
     for r in rungs:
         row = r.row()
         total_flops += row["flops"]
         line = (
-            f"{r.id:<20}{format_count(row['params_non_embedding']):>15}"
+            f"{r.id:<22}{format_count(row['params_non_embedding']):>15}"
             f"{format_count(row['params_total']):>14}{format_count(r.tokens):>10}"
             f"{row['flops']:>11.3g}"
         )
-        if tokens_per_s:
-            hours = r.tokens / tokens_per_s / 3600
+        if flops_per_s:
+            hours = gpu_hours(r, flops_per_s)
             total_h += hours
-            line += f"{hours:>11.3f}"
+            line += f"{hours:>12.4g}"
         lines.append(line)
-    total = f"{'total':<59}{total_flops:>11.3g}" + (f"{total_h:>11.3f}" if tokens_per_s else "")
+    total = f"{'total':<61}{total_flops:>11.3g}" + (f"{total_h:>12.4g}" if flops_per_s else "")
     return "\n".join(lines + [total])
 
 
@@ -347,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config-json", help="the study as JSON (the Snakefile passes this)")
     ap.add_argument("--out", help="write plan.csv here (default: results/<study>/plan.csv)")
     ap.add_argument("--resolved", help="also write the resolved config (defaults filled) here")
-    ap.add_argument("--tokens-per-s", type=float, help="throughput for the hours estimate")
+    ap.add_argument(
+        "--flops-per-s",
+        type=float,
+        help="sustained training FLOP/s per GPU for the GPU-hours estimate "
+        "(default: cluster.flops_per_s of the study, if set)",
+    )
     args = ap.parse_args(argv)
     try:
         cfg = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
@@ -355,10 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ladder plan: config error: {e}", file=sys.stderr)
         return 2
+    flops_per_s = args.flops_per_s or cfg.get("cluster", {}).get("flops_per_s")
     out = args.out or f"results/{cfg['study']}/plan.csv"
-    write_atomic(out, plan_csv(rungs))
+    write_atomic(out, plan_csv(rungs, flops_per_s))
     if args.resolved:
         write_atomic(args.resolved, yaml.safe_dump(cfg, sort_keys=False))
-    print(summary_table(rungs, args.tokens_per_s))
+    print(summary_table(rungs, flops_per_s))
+    if flops_per_s:
+        print(f"GPU-hours at {flops_per_s:.3g} FLOP/s per GPU (set cluster.flops_per_s)")
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0

@@ -8,6 +8,10 @@ Sources (config `data.source`):
   `datasets` so the code path is the one hub datasets take.
 - `hf`: `datasets.load_dataset(name, config, split=, revision=)`; `name` may also be a
   local directory (data files, or a `save_to_disk` folder), which is how tests run it.
+- `synthetic`: a first-order Markov chain over `n_symbols` symbols whose every row is
+  a (seeded) permutation of one Zipf distribution, so the entropy rate is exactly that
+  distribution's entropy. Symbols are written as private-use characters, one token
+  each (tokenizer kind `symbols`); train and val are independent chains.
 
 The split assigns each document by a hash of its text, so it does not depend on
 document order or on the byte cap, and duplicates never straddle train and val.
@@ -25,6 +29,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -111,6 +117,44 @@ def hf_documents(hf: dict[str, Any], field: str, streaming: bool) -> Iterator[st
     yield from _text_column(ds, field, f"data.hf ({name})")[field]
 
 
+SYMBOL_BASE = 0xE000  # Unicode private-use area: symbol k is chr(SYMBOL_BASE + k)
+
+
+def zipf_probs(n_symbols: int, exponent: float) -> np.ndarray:
+    p = np.arange(1, n_symbols + 1, dtype=np.float64) ** -exponent
+    return p / p.sum()
+
+
+def entropy_nats(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def markov_chain(perms: np.ndarray, probs: np.ndarray, n_tokens: int, rng) -> str:
+    """Row i of the transition matrix is `probs` permuted by perms[i]: every row has the same
+    probabilities, so the rank drawn at each step is i.i.d. and the entropy rate is
+    H(probs) whatever the state distribution."""
+    ranks = rng.choice(len(probs), size=n_tokens, p=probs).tolist()
+    table = perms.tolist()
+    state = int(rng.integers(len(probs)))
+    out = []
+    for r in ranks:
+        state = table[state][r]
+        out.append(state)
+    return "".join(chr(SYMBOL_BASE + s) for s in out)
+
+
+def synthetic_corpus(syn: dict[str, Any], seed: int) -> tuple[list[str], list[str], float]:
+    """(train, val, entropy in nats/token): two independent chains of one source, each
+    one document, so only their first symbol breaks the rate."""
+    n = syn["n_symbols"]
+    perms = np.argsort(np.random.default_rng(seed).random((n, n)), axis=1)
+    probs = zipf_probs(n, syn["zipf_exponent"])
+    train = markov_chain(perms, probs, syn["train_tokens"], np.random.default_rng([seed, 0]))
+    val = markov_chain(perms, probs, syn["val_tokens"], np.random.default_rng([seed, 1]))
+    return [train], [val], entropy_nats(probs)
+
+
 def documents(data: dict[str, Any]) -> Iterator[str]:
     """The documents of `data.source`, in a deterministic order."""
     source = data["source"]
@@ -118,10 +162,14 @@ def documents(data: dict[str, Any]) -> Iterator[str]:
         return stdlib_documents()
     if source == "files":
         return file_documents(data["paths"], data["text_field"])
+    if source == "synthetic":
+        raise DataError("data.source synthetic has no document stream; use build_corpus")
     if source == "hf":
         # a byte cap means we only need the head of the dataset: stream it
         return hf_documents(data["hf"], data["text_field"], streaming=bool(data["max_bytes"]))
-    raise DataError(f"data.source: unknown source '{source}'; allowed: stdlib, files, hf")
+    raise DataError(
+        f"data.source: unknown source '{source}'; allowed: stdlib, files, hf, synthetic"
+    )
 
 
 def is_val(text: str, val_fraction: float, seed: int) -> bool:
@@ -160,11 +208,18 @@ def write_parquet_atomic(path: Path, texts: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def build_corpus(data: dict[str, Any], seed: int, out_dir: str | os.PathLike) -> dict[str, int]:
+def build_corpus(data: dict[str, Any], seed: int, out_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write train.parquet, val.parquet and stats.json (counts; the entropy if synthetic)."""
     t0 = time.time()
-    train, val, stats = split_corpus(
-        documents(data), data["val_fraction"], seed, data["max_bytes"], data["min_doc_bytes"]
-    )
+    if data["source"] == "synthetic":
+        train, val, entropy = synthetic_corpus(data["synthetic"], seed)
+        n_bytes = sum(len(t.encode("utf-8")) for t in train + val)
+        stats = {"n_docs": 2, "n_bytes": n_bytes, "skipped_short": 0, "capped": 0}
+        stats["entropy_nats_per_token"] = entropy
+    else:
+        train, val, stats = split_corpus(
+            documents(data), data["val_fraction"], seed, data["max_bytes"], data["min_doc_bytes"]
+        )
     if not train or not val:
         raise DataError(
             f"data: the split left train={len(train)} and val={len(val)} documents out of "
@@ -175,6 +230,9 @@ def build_corpus(data: dict[str, Any], seed: int, out_dir: str | os.PathLike) ->
     write_parquet_atomic(out / "val.parquet", val)
     write_parquet_atomic(out / "train.parquet", train)
     stats.update(n_train_docs=len(train), n_val_docs=len(val), wall_s=round(time.time() - t0, 3))
+    tmp = out / f".stats.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(stats, indent=2) + "\n")
+    os.replace(tmp, out / "stats.json")
     return stats
 
 
@@ -188,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder corpus", description=__doc__.splitlines()[0])
     ap.add_argument("--data-json", required=True, help="the study's `data` section as JSON")
     ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--out-dir", required=True, help="writes train.parquet and val.parquet")
+    ap.add_argument("--out-dir", required=True, help="writes train/val.parquet, stats.json")
     args = ap.parse_args(argv)
     try:
         stats = build_corpus(json.loads(args.data_json), args.seed, args.out_dir)
@@ -199,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {stats['skipped_short']} documents shorter than data.min_doc_bytes")
     if stats["capped"]:
         print("stopped at data.max_bytes")
+    if "entropy_nats_per_token" in stats:
+        print(f"synthetic source: entropy {stats['entropy_nats_per_token']:.6f} nats/token")
     print(
         f"corpus: {stats['n_docs']} documents, {stats['n_bytes'] / 1e6:.2f} MB -> "
         f"{stats['n_train_docs']} train / {stats['n_val_docs']} val in {stats['wall_s']} s"

@@ -55,6 +55,27 @@ def train_bpe(texts: list[str], vocab_size: int, min_frequency: int):
     )
 
 
+def symbol_tokenizer(n_symbols: int):
+    """One token per synthetic symbol (ids 2..n+1 after EOS and MASK), no merges, so the
+    source's entropy per symbol is its entropy per token."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ladder.data import SYMBOL_BASE
+
+    vocab = {EOS: 0, MASK: 1} | {chr(SYMBOL_BASE + k): k + 2 for k in range(n_symbols)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=EOS))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()  # join symbols without spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        bos_token=EOS,
+        mask_token=MASK,
+        clean_up_tokenization_spaces=False,
+    )
+
+
 def load_pretrained(name: str, vocab_size: int):
     from transformers import AutoTokenizer
 
@@ -83,7 +104,8 @@ def save_tokenizer(tok, out_dir: str | os.PathLike) -> None:
 
 def main_tokenizer(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder tokenizer", description="train or load a tokenizer")
-    ap.add_argument("--kind", choices=["bpe", "pretrained"], default="bpe")
+    ap.add_argument("--kind", choices=["bpe", "pretrained", "symbols"], default="bpe")
+    ap.add_argument("--n-symbols", type=int, default=0, help="kind symbols: symbol count")
     ap.add_argument("--corpus", help="train.parquet to train a BPE on (kind bpe)")
     ap.add_argument("--vocab-size", type=int, required=True)
     ap.add_argument("--min-frequency", type=int, default=2)
@@ -97,6 +119,13 @@ def main_tokenizer(argv: list[str] | None = None) -> int:
                 raise TokenizerError("--corpus is required to train a BPE")
             texts = read_texts(args.corpus)
             tok = train_bpe(texts, args.vocab_size, args.min_frequency)
+        elif args.kind == "symbols":
+            if not 0 < args.n_symbols <= args.vocab_size - 2:
+                raise TokenizerError(
+                    f"tokenizer.vocab_size: {args.vocab_size} must be >= n_symbols + 2 "
+                    f"({args.n_symbols + 2})"
+                )
+            tok = symbol_tokenizer(args.n_symbols)
         else:
             tok = load_pretrained(args.name, args.vocab_size)
     except TokenizerError as e:
@@ -180,6 +209,11 @@ def main_encode(argv: list[str] | None = None) -> int:
         "tokenizer": str(args.tokenizer_dir),
         "corpus_sha256": file_hash([corpus / "train.parquet", corpus / "val.parquet"]),
     }
+    stats = corpus / "stats.json"
+    if stats.exists():  # a synthetic source knows its entropy rate: the floor for E
+        entropy = json.loads(stats.read_text()).get("entropy_nats_per_token")
+        if entropy is not None:
+            meta["entropy_nats_per_token"] = entropy
     for split in ("val", "train"):
         texts = read_texts(corpus / f"{split}.parquet")
         meta[split] = encode_split(tok, texts, out / f"{split}.bin", dtype)

@@ -22,6 +22,7 @@ rule corpus:
     output:
         train=f"{RESULTS}/corpus/train.parquet",
         val=f"{RESULTS}/corpus/val.parquet",
+        stats=f"{RESULTS}/corpus/stats.json",
     log:
         f"{LOGS}/corpus.log",
     conda:
@@ -49,9 +50,11 @@ rule tokenizer:
         vocab_size=STUDY["tokenizer"]["vocab_size"],
         min_frequency=STUDY["tokenizer"]["min_frequency"],
         name=STUDY["tokenizer"]["name"] or "",
+        n_symbols=STUDY["data"]["synthetic"]["n_symbols"],
     shell:
         "ladder tokenizer --kind {params.kind} --corpus {input} --vocab-size {params.vocab_size}"
-        " --min-frequency {params.min_frequency} --name {params.name:q} --out-dir {output}"
+        " --min-frequency {params.min_frequency} --name {params.name:q}"
+        " --n-symbols {params.n_symbols} --out-dir {output}"
         " > {log} 2>&1"
 
 
@@ -60,6 +63,7 @@ rule encode:
         tokenizer=f"{RESULTS}/tokenizer",
         train=f"{RESULTS}/corpus/train.parquet",
         val=f"{RESULTS}/corpus/val.parquet",
+        stats=f"{RESULTS}/corpus/stats.json",
     output:
         train=f"{TOKENS}/train.bin",
         val=f"{TOKENS}/val.bin",
