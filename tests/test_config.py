@@ -110,9 +110,19 @@ def test_format_count():
 def test_ladder_plan_cli_writes_plan_csv(tmp_path):
     out = tmp_path / "plan.csv"
     proc = subprocess.run(
-        [sys.executable, "-m", "ladder.cli", "plan", "--configfile", "config/config.yaml",
-         "--out", str(out)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "ladder.cli",
+            "plan",
+            "--configfile",
+            "config/config.yaml",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and "total" in proc.stdout
@@ -126,7 +136,8 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
     bad.write_text("model:\n  family: gtp2\n")
     proc = subprocess.run(
         [sys.executable, "-m", "ladder.cli", "plan", "--configfile", str(bad)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "model.family" in proc.stderr and "Traceback" not in proc.stderr

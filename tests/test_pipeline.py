@@ -21,10 +21,14 @@ TINY = ROOT / "tests/configs/tiny.yaml"
 def snakemake(workdir: Path, *args: str, configfile: Path = TINY) -> subprocess.CompletedProcess:
     cmd = [
         shutil.which("snakemake") or "snakemake",
-        "--snakefile", str(ROOT / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(configfile),
-        "--cores", "2",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -17,14 +17,29 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
     build_corpus(dict(DATA, max_bytes=400_000), seed=0, out_dir=root / "corpus")
     rc = main_tokenizer(
-        ["--corpus", str(root / "corpus/train.parquet"), "--vocab-size", "400",
-         "--out-dir", str(root / "tokenizer")]
+        [
+            "--corpus",
+            str(root / "corpus/train.parquet"),
+            "--vocab-size",
+            "400",
+            "--out-dir",
+            str(root / "tokenizer"),
+        ]
     )
     assert rc == 0
-    assert main_encode(
-        ["--tokenizer-dir", str(root / "tokenizer"), "--corpus-dir", str(root / "corpus"),
-         "--out-dir", str(root / "tokens")]
-    ) == 0
+    assert (
+        main_encode(
+            [
+                "--tokenizer-dir",
+                str(root / "tokenizer"),
+                "--corpus-dir",
+                str(root / "corpus"),
+                "--out-dir",
+                str(root / "tokens"),
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -61,13 +76,29 @@ def test_shards_and_meta(study):
 
 def test_pretrained_tokenizer_too_big_for_vocab(study, capsys):
     rc = main_tokenizer(
-        ["--kind", "pretrained", "--name", str(study / "tokenizer"), "--vocab-size", "300",
-         "--out-dir", str(study / "tok2")]
+        [
+            "--kind",
+            "pretrained",
+            "--name",
+            str(study / "tokenizer"),
+            "--vocab-size",
+            "300",
+            "--out-dir",
+            str(study / "tok2"),
+        ]
     )
     assert rc == 2
     assert "tokenizer.vocab_size: 300" in capsys.readouterr().err
     rc = main_tokenizer(
-        ["--kind", "pretrained", "--name", str(study / "tokenizer"), "--vocab-size", "512",
-         "--out-dir", str(study / "tok2")]
+        [
+            "--kind",
+            "pretrained",
+            "--name",
+            str(study / "tokenizer"),
+            "--vocab-size",
+            "512",
+            "--out-dir",
+            str(study / "tok2"),
+        ]
     )
     assert rc == 0 and (study / "tok2/tokenizer.json").exists()

@@ -53,7 +53,7 @@ rule tokenizer:
         n_symbols=STUDY["data"]["synthetic"]["n_symbols"],
     shell:
         "ladder tokenizer --kind {params.kind} --corpus {input} --vocab-size {params.vocab_size}"
-        " --min-frequency {params.min_frequency} --name {params.name:q}"
+        " --min-frequency {params.min_frequency} --name={params.name:q}"
         " --n-symbols {params.n_symbols} --out-dir {output}"
         " > {log} 2>&1"
 

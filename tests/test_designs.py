@@ -1,0 +1,112 @@
+"""Study designs expand to the expected rungs and DAG; the synthetic source's entropy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ladder.config import deepseek_hparams, load_config, plan, shape_for_params
+from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
+from ladder.model import flops_per_token, param_groups
+from tests.test_config import merged
+from tests.test_pipeline import planned_jobs, snakemake
+
+
+def test_grid_is_sizes_times_budgets(base_config):
+    cfg = merged(base_config, ladder={"widths": [16, 32], "tokens": [4096, 8192, 16384]})
+    rungs = plan(load_config(cfg))
+    assert len(rungs) == 6
+    assert {(r.d_model, r.tokens) for r in rungs} == {
+        (d, t) for d in (16, 32) for t in (4096, 8192, 16384)
+    }
+    assert len({r.id for r in rungs}) == 6
+
+
+def test_tokens_per_param_multiples(base_config):
+    cfg = merged(base_config, ladder={"widths": [32], "tokens": None, "tokens_per_param": [1, 4]})
+    small, big = plan(load_config(cfg))
+    total = param_groups(small.shape)["params_total"]
+    assert abs(small.tokens - total) < small.batch_tokens
+    assert abs(big.tokens - 4 * total) < big.batch_tokens
+
+
+def test_isoflop_budgets_and_sizes(base_config):
+    budgets = [1e12, 1e13]
+    cfg = merged(
+        base_config,
+        ladder={
+            "design": "isoflop",
+            "budgets_flops": budgets,
+            "isoflop_sizes": 4,
+            "isoflop_span": 16,
+        },
+    )
+    rungs = plan(load_config(cfg))
+    for budget in budgets:
+        group = [r for r in rungs if r.budget_flops == budget]
+        assert len(group) >= 3
+        for r in group:
+            # tokens fill the budget to within one batch
+            assert (
+                abs(flops_per_token(r.shape) * r.tokens - budget)
+                <= flops_per_token(r.shape) * r.batch_tokens
+            )
+        sizes = [param_groups(r.shape)["params_non_embedding"] for r in group]
+        n_opt = math.sqrt(budget / (6 * 20))
+        assert min(sizes) < n_opt < max(sizes)  # spread around the expected optimum
+        assert all(r.id.startswith(f"C{budget:.0e}".replace("e+", "e")) for r in group)
+
+
+def test_shape_for_params_is_close_and_friendly(base_config):
+    cfg = load_config(merged(base_config, model={"head_dim": 64, "aspect_ratio": 64}))
+    for target in (1e6, 1e7, 1e8):
+        s = shape_for_params(target, cfg)
+        assert s["d_model"] % 64 == 0
+        rows = plan(
+            load_config(
+                merged(
+                    base_config,
+                    model={"head_dim": 64, "aspect_ratio": 64},
+                    ladder={"widths": [], "params": [target]},
+                )
+            )
+        )
+        n = param_groups(rows[0].shape)["params_non_embedding"]
+        assert 0.6 < n / target < 1.6
+
+
+def test_deepseek_rule(base_config):
+    lr, batch = deepseek_hparams(1e20, 1024)
+    assert lr == pytest.approx(0.3118 * 1e20**-0.125)
+    assert batch % 1024 == 0 and abs(batch - 0.2920 * 1e20**0.3271) <= 512
+    cfg = merged(base_config, train={"hparam_rule": "deepseek"}, ladder={"widths": [16, 32]})
+    small, big = plan(load_config(cfg))
+    assert small.lr > big.lr  # bigger compute, smaller learning rate
+
+
+def test_synthetic_source_has_the_stated_entropy():
+    syn = {"n_symbols": 16, "zipf_exponent": 1.0, "train_tokens": 200_000, "val_tokens": 10}
+    (train,), _, h = synthetic_corpus(syn, seed=3)
+    assert h == pytest.approx(entropy_nats(zipf_probs(16, 1.0)))
+    x = np.array([ord(c) - 0xE000 for c in train])
+    counts = np.zeros((16, 16))
+    np.add.at(counts, (x[:-1], x[1:]), 1)
+    p = counts / counts.sum(1, keepdims=True)
+    empirical = -(counts * np.log(np.where(p > 0, p, 1))).sum() / counts.sum()
+    assert empirical == pytest.approx(h, abs=0.01)  # plug-in estimate, 200K transitions
+    # every row is a permutation of the same Zipf probabilities
+    assert np.allclose(np.sort(p, axis=1)[:, ::-1], zipf_probs(16, 1.0), atol=0.02)
+
+
+def test_isoflop_dag_dry_run(tmp_path):
+    cfg = tmp_path / "iso.yaml"
+    cfg.write_text(
+        "study: iso\nmodel: {seq_len: 32, head_dim: 8}\ntokenizer: {vocab_size: 300}\n"
+        "train: {batch_tokens: 1024}\n"
+        "ladder: {design: isoflop, budgets_flops: [1e11, 1e12], isoflop_sizes: 3}\n"
+    )
+    jobs = planned_jobs(snakemake(tmp_path, "-n", configfile=cfg))
+    assert jobs["train"] == jobs["evaluate"] == 6
+    assert jobs["corpus"] == jobs["tokenizer"] == jobs["encode"] == jobs["fit"] == 1
