@@ -18,6 +18,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "encode": ("ladder.tokenize", "encode the corpus into tokens/{train,val}.bin"),
     "train": ("ladder.train", "train one rung"),
     "evaluate": ("ladder.evaluate", "held-out loss and bits/byte of one rung"),
+    "tune": ("ladder.tune", "choose a size's learning rate/batch from its sweep runs"),
+    "rung": ("ladder.tune", "write a rung's final spec (with its tuned hyperparameters)"),
     "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),
     "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
     "report": ("ladder.report", "plots and report.md from runs.csv and fits.json"),

@@ -17,7 +17,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -429,6 +429,48 @@ def plan(cfg: dict[str, Any]) -> list[Rung]:
         rungs,
         key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
     )
+
+
+def size_of(rung: Rung) -> str:
+    """The size part of a rung id ("L4-d128"): sweeps tune per size, not per budget."""
+    return f"L{rung.n_layer}-d{rung.d_model}"
+
+
+def retarget(rung: Rung, **changes: Any) -> Rung:
+    """A copy with new hyperparameters; steps and micro-batch follow a new batch size, the
+    token budget stays (rounded up to whole batches)."""
+    new = replace(rung, **changes)
+    steps = max(1, math.ceil(rung.tokens / new.batch_tokens))
+    seqs = new.batch_tokens // new.seq_len
+    micro = _largest_divisor_at_most(seqs, max(rung.micro_batch, 1))
+    return replace(new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro)
+
+
+def sweep_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, list[Rung]]:
+    """size -> its tuning runs: lr multipliers x batch sizes at a reduced token budget."""
+    sw = cfg["ladder"]["sweep"]
+    if not sw["lr"] and not sw["batch_tokens"]:
+        return {}
+    seq = cfg["model"]["seq_len"]
+    for i, b in enumerate(sw["batch_tokens"]):
+        if b % seq:
+            raise ConfigError(
+                f"ladder.sweep.batch_tokens[{i}]: {b} is not a multiple of model.seq_len ({seq})"
+            )
+    out: dict[str, list[Rung]] = {}
+    for r in sorted(rungs, key=lambda r: r.tokens):
+        size = size_of(r)
+        if size in out:
+            continue  # the size's smallest budget sets the sweep budget
+        budget = max(1, round(sw["tokens_frac"] * r.tokens))
+        out[size] = []
+        for mult in sw["lr"] or [1.0]:
+            for batch in sw["batch_tokens"] or [r.batch_tokens]:
+                lr = r.lr * mult
+                base = replace(r, tokens=budget, design="sweep", budget_flops=0.0)
+                sid = f"{size}-sweep-lr{lr:.3g}-b{batch}"
+                out[size].append(retarget(base, id=sid, lr=lr, batch_tokens=batch))
+    return out
 
 
 def gpu_hours(rung: Rung, flops_per_s: float) -> float:
