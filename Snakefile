@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/sweep.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fit.smk"
 

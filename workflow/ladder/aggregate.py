@@ -25,6 +25,11 @@ EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
 def rung_row(plan_row: dict, run_dir: Path) -> dict:
     train = json.loads((run_dir / "train.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
+    spec = run_dir / "rung.json"  # the final spec: a swept size's tuned lr/batch live here
+    if spec.exists():
+        tuned = json.loads(spec.read_text())
+        plan_row = {**plan_row, **{k: v for k, v in tuned.items() if k in plan_row}}
+        plan_row["flops"] = plan_row["flops_per_token"] * plan_row["tokens"]
     row = {"rung": plan_row["id"], **{k: v for k, v in plan_row.items() if k != "id"}}
     # the trainer's own counts (from the real model) win over the plan's arithmetic
     for key in ("params_total", "params_embedding", "params_head", "params_non_embedding"):

@@ -5,13 +5,18 @@ import re
 import sys
 
 try:
-    from ladder.config import ConfigError, load_config, plan
+    from ladder.config import ConfigError, load_config, plan, size_of, sweep_plan
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
 try:
     STUDY = load_config(config)
-    RUNGS = {r.id: r for r in plan(STUDY)}
+    _planned = plan(STUDY)
+    LADDER = [r.id for r in _planned]  # the rungs of the study, in plan order
+    SWEEPS = sweep_plan(STUDY, _planned)  # size -> its tuning runs
+    # every trainable run: the ladder's rungs and the sweeps' tuning runs
+    RUNGS = {r.id: r for r in _planned}
+    RUNGS |= {s.id: s for runs in SWEEPS.values() for s in runs}
 except ConfigError as e:
     sys.exit(f"Ladder config error: {e}")
 
@@ -22,6 +27,7 @@ TOKENS = f"{RESULTS}/tokens"
 
 wildcard_constraints:
     rung="|".join(re.escape(r) for r in RUNGS),
+    size="|".join(re.escape(s) for s in SWEEPS) or "no-sweeps",
 
 
 def rung_json(wildcards):
@@ -48,4 +54,13 @@ def data_inputs(wildcards):
 
 
 def all_runs(name):
-    return [f"{RESULTS}/runs/{r}/{name}" for r in RUNGS]
+    """A file of every rung of the ladder (tuning runs are not rungs of the law)."""
+    return [f"{RESULTS}/runs/{r}/{name}" for r in LADDER]
+
+
+def sweep_of(wildcards):
+    """The size's sweep summary, for a ladder rung whose size is tuned."""
+    size = size_of(RUNGS[wildcards.rung])
+    if wildcards.rung in LADDER and size in SWEEPS:
+        return [f"{RESULTS}/sweeps/{size}.json"]
+    return []
