@@ -9,11 +9,15 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -21,3 +25,4 @@ rule all:
         f"{RESULTS}/plan.csv",
         f"{RESULTS}/runs.csv",
         f"{RESULTS}/fits.json",
+        rules.report.output,

@@ -1,0 +1,351 @@
+"""The report from tables alone: every plot file, the drawn law equal to fit.predict, report.md's
+numbers equal to runs.csv and fits.json, and a study too small for most laws.
+
+fits.json comes from ladder.fit on synthetic runs with a known Chinchilla law, so these tests
+exercise the real contract between the two stages. The `snakemake --report` run on the tiny
+study lives in the DAG test (test_pipeline.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from ladder import fit, report
+from tests.conftest import ROOT
+
+# the law the synthetic runs follow (Hoffmann et al. 2022's fitted values, rounded)
+E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
+
+
+def runs_table(budgets: list[float], sizes: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """An IsoFLOP design: every size at every budget, D = C / (6 N), 0.5% log-normal noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in budgets:
+        for i, N in enumerate(sizes):
+            D = C / (6 * N)
+            loss = (E + A / N**ALPHA + B / D**BETA) * math.exp(rng.normal(0, 0.005))
+            rows.append(
+                {
+                    "rung": f"L{i + 1}-d{32 * (i + 1)}-C{C:.0e}",
+                    "family": "llama",
+                    "n_layer": i + 1,
+                    "d_model": 32 * (i + 1),
+                    "n_head": 4,
+                    "seq_len": 64,
+                    "vocab_size": 512,
+                    "lr": 3e-3,
+                    "batch_tokens": 4096,
+                    "params_total": 1.2 * N,
+                    "params_non_embedding": N,
+                    "params_embedding": 0.1 * N,
+                    "params_head": 0.1 * N,
+                    "params_with_head": 1.1 * N,
+                    "tokens": D,
+                    "flops_per_token": 6 * N,
+                    "flops": 6 * N * D,
+                    "loss_nats": loss,
+                    "bits_per_byte": loss / math.log(2) / 3.7,
+                    "eval_tokens": 65536,
+                    "train_loss_nats": loss * 0.99,
+                    "wall_s": 10.0 + i,
+                    "tokens_per_s": 1e5,
+                    "mfu": np.nan,
+                    "device": "cpu",
+                    "gpu_hours": 0.0,
+                    "diverged": 0,
+                    "design": "isoflop",  # a column a later design adds: tolerated
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def curves_table(runs: pd.DataFrame, points: int = 30) -> pd.DataFrame:
+    """Self-similar learning curves ending at each rung's loss."""
+    rows = []
+    for _, r in runs.iterrows():
+        for step in range(points + 1):
+            t = r["tokens"] * step / points
+            loss = E + (r["loss_nats"] - E) * (max(step, 0.5) / points) ** -0.3
+            rows.append(
+                {
+                    "rung": r["rung"],
+                    "step": step,
+                    "tokens": t,
+                    "loss_nats": loss,
+                    "val_loss_nats": loss if step in (3, 10, points) else np.nan,
+                    "lr": 1e-3,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def write_study(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "runs": folder / "runs.csv",
+        "fits": folder / "fits.json",
+        "meta": folder / "meta.json",
+        "config": folder / "study.yaml",
+    }
+    runs.to_csv(paths["runs"], index=False)
+    fit.write_json(fit.fit_table(runs, bootstrap=40, seed=0), str(paths["fits"]))
+    paths["meta"].write_text(json.dumps({"entropy_nats_per_token": E}))
+    paths["config"].write_text(
+        "study: synthetic\nladder: {widths: [32, 64, 96, 128, 160]}\n"
+        "report:\n  extrapolate_to: {flops: 1.0e+20}\n"
+    )
+    if curves is not None:
+        paths["curves"] = folder / "curves.csv"
+        curves.to_csv(paths["curves"], index=False)
+    return paths
+
+
+def run_cli(paths: dict, out: Path, *extra: str) -> int:
+    argv = [
+        str(paths["runs"]),
+        str(paths["fits"]),
+        "--out",
+        str(out),
+        "--meta",
+        str(paths["meta"]),
+        "--config",
+        str(paths["config"]),
+        *extra,
+    ]
+    if "curves" in paths:
+        argv += ["--curves", str(paths["curves"])]
+    return report.main(argv)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> dict:
+    """Three budgets x five sizes: every law can be fitted."""
+    root = tmp_path_factory.mktemp("full")
+    runs = runs_table([1e15, 1e16, 1e17], np.geomspace(3e5, 3e7, 5))
+    paths = write_study(root / "in", runs, curves_table(runs))
+    paths["out"] = root / "report"
+    assert run_cli(paths, paths["out"]) == 0
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict:
+    """Four rungs on one token budget, one of them diverged, no learning curves."""
+    root = tmp_path_factory.mktemp("tiny")
+    runs = runs_table([1e14], np.geomspace(1e5, 1e6, 5))
+    runs["tokens"] = 2e6
+    runs["flops"] = 6 * runs["params_non_embedding"] * runs["tokens"]
+    runs.loc[4, ["loss_nats", "diverged"]] = [np.nan, 1]
+    paths = write_study(root / "in", runs)
+    paths["out"] = root / "report"
+    assert run_cli(paths, paths["out"], "--extrapolate-to", "params=1e9") == 0
+    return paths
+
+
+def md_table(text: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the Markdown table whose header starts with `first_header` cells."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[: len(first_header.split())] == first_header.split():
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                values = [c.strip() for c in row.strip().strip("|").split("|")]
+                rows.append(dict(zip(cells, values, strict=True)))
+            return rows
+    raise AssertionError(f"no table starting with '{first_header}'")
+
+
+def close(cell: str, value, digits: int = 4) -> bool:
+    """A report.md cell (4 significant digits) against the number it came from."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return cell == "–"
+    return math.isclose(float(cell), float(value), rel_tol=0.6 * 10 ** (1 - digits), abs_tol=1e-300)
+
+
+def test_every_plot_is_written_and_nontrivial(full, tiny):
+    # a plot the tiny study cannot support is a figure that says so: smaller, never empty
+    for paths, min_bytes in ((full, 15_000), (tiny, 5_000)):
+        for stem in report.PLOTS:
+            png, svg = paths["out"] / f"{stem}.png", paths["out"] / f"{stem}.svg"
+            assert png.stat().st_size > min_bytes, stem
+            pixels = mpimg.imread(png)[..., :3]
+            # non-trivial: a good share of the canvas is not background
+            assert (pixels.std(axis=-1) + np.abs(pixels - 1).mean(axis=-1) > 0.05).mean() > 0.02
+            assert svg.read_text().count("<path") > 20, stem
+        assert (paths["out"] / "report.md").exists()
+        assert not list(paths["out"].glob(".*")), "temp files left behind"
+
+
+def test_drawn_law_is_fit_predict_on_fits_json(full):
+    study = report.load(str(full["runs"]), str(full["fits"]), config_yaml=str(full["config"]))
+    entry = json.loads(full["fits"].read_text())["laws"]["power_compute"]
+    fig = report.plot_loss_vs(study, "compute")
+    lines = [ln for ln in fig.axes[0].lines if ln.get_label().startswith(entry["formula"])]
+    assert len(lines) == 1
+    x, y = (np.asarray(v, dtype=float) for v in lines[0].get_data())
+    assert len(x) > 20
+    np.testing.assert_allclose(y, fit.predict(entry, C=x), rtol=1e-12)
+    # the solid segment spans the rungs; the target 1e20 FLOPs lies on the dashed extension
+    C = pd.read_csv(full["runs"])["flops"]
+    assert x.min() < C.min() and math.isclose(x.max(), C.max(), rel_tol=1e-12)
+    dashed = [
+        ln
+        for ln in fig.axes[0].lines
+        if ln.get_linestyle() == "--" and ln.get_color() == lines[0].get_color()
+    ]
+    assert dashed and np.asarray(dashed[0].get_xdata()).max() > 1e20
+    # the target's star sits at the predicted loss
+    stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
+    assert any(np.allclose(s.get_ydata(), fit.predict(entry, C=np.array([1e20]))) for s in stars)
+
+
+def test_report_md_numbers_match_the_tables(full):
+    text = (full["out"] / "report.md").read_text()
+    runs = pd.read_csv(full["runs"]).set_index("rung")
+    laws = json.loads(full["fits"].read_text())["laws"]
+    rows = md_table(text, "rung params_total")
+    assert [r["rung"] for r in rows] == list(runs.index)
+    for row in rows:
+        for col in (
+            "params_total",
+            "params_non_embedding",
+            "tokens",
+            "flops",
+            "loss_nats",
+            "bits_per_byte",
+            "wall_s",
+            "gpu_hours",
+            "mfu",
+        ):
+            assert close(row[col], runs.loc[row["rung"], col]), (row["rung"], col)
+    fitted = md_table(text, "law parameter value")
+    assert {r["law"] for r in fitted} == {k for k, v in laws.items() if "skipped" not in v}
+    for row in fitted:
+        entry = laws[row["law"]]
+        assert close(row["value"], entry["params"][row["parameter"]])
+        lo, hi = entry["ci95"][row["parameter"]]
+        assert close(row["ci95_lo"], lo) and close(row["ci95_hi"], hi)
+    C_max = runs["flops"].max()
+    for row in md_table(text, "law flops N_opt"):
+        entry = laws[row["law"]]
+        N, D = fit.optimal_allocation(entry, float(row["flops"]))
+        assert close(row["N_opt"], N) and close(row["D_opt"], D)
+    assert {float(r["flops"]) for r in md_table(text, "law flops N_opt")} == {C_max, 1e20}
+    for row in md_table(text, "law held_out"):
+        if row["held_out"] == "–":  # a law whose check fits.json skipped says why
+            assert "skipped" in laws[row["law"]]["extrapolation"] and "skipped" in row["note"]
+            continue
+        held = {h["run"]: h for h in laws[row["law"]]["extrapolation"]["held_out"]}
+        h = held[row["held_out"]]
+        assert close(row["observed"], h["observed"]) and close(row["predicted"], h["predicted"])
+    target = {r["law"]: r for r in md_table(text, "law evaluated loss_nats")}
+    assert close(
+        target["power_compute"]["loss_nats"],
+        fit.predict(laws["power_compute"], C=np.array([1e20]))[0],
+    )
+    N, D = fit.optimal_allocation(laws["chinchilla"], 1e20)
+    assert close(target["chinchilla"]["loss_nats"], fit.predict(laws["chinchilla"], N=N, D=D))
+    assert text.startswith("# Scaling-law report: synthetic")
+    assert "- **ladder**: widths=[32, 64, 96, 128, 160]" in text
+
+
+def test_scale_properties_are_measured(full):
+    text = (full["out"] / "report.md").read_text()
+    section = text.split("## Scale properties")[1].split("## Warnings")[0]
+    # synthetic curves share one shape: rescaling must collapse them far better than raw
+    m = re.search(
+        r"collapse deviation .*?: ([\d.e+-]+) after rescaling vs ([\d.e+-]+) before", section
+    )
+    assert m and float(m[1]) < 0.05 < float(m[2])
+    assert re.search(r"chinchilla alpha = 0\.3\d* \[[\d.]+, [\d.]+\] \(excludes 0", section)
+    # three budgets: each refitted with one budget left out
+    assert re.search(
+        r"- power_params: full ladder alpha = [\d.]+; 3 one level left out: "
+        r"std [\d.e-]+, range \[[\d.]+, [\d.]+\]",
+        section,
+    )
+
+
+def test_too_few_rungs_still_reports_what_it_can(tiny):
+    text = (tiny["out"] / "report.md").read_text()
+    warnings = text.split("## Warnings")[1]
+    assert "diverged or without a loss (excluded from fits): L5-" in warnings
+    for law in ("power_tokens", "chinchilla", "kaplan", "isoflop"):
+        assert re.search(rf"- {law} not fitted: .+", warnings), law
+    assert "not measured: no curves.csv" in text  # self-similarity needs learning curves
+    target = md_table(text, "law evaluated loss_nats")
+    assert [r["law"] for r in target] == ["power_params", "power_params_no_offset"]
+    assert re.search(r"Not estimated: chinchilla skipped: .+; isoflop skipped: .+", text)
+    # the figures that cannot be drawn say why, in the figure
+    study = report.load(str(tiny["runs"]), str(tiny["fits"]))
+    for fig, expected in (
+        (report.plot_isoflop(study), "no IsoFLOP fit"),
+        (report.plot_learning_curves(study), "no curves.csv"),
+        (report.plot_loss_vs(study, "tokens"), "power_tokens skipped"),
+    ):
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert any(expected in t for t in texts), (expected, texts)
+
+
+def test_a_killed_run_leaves_no_complete_looking_report(full, tmp_path, monkeypatch):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.md").write_text("# an old report\n")
+    study = report.load(str(full["runs"]), str(full["fits"]))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "collapse", killed)  # dies before the first plot
+    with pytest.raises(KeyboardInterrupt):
+        report.make_report(study, out)
+    assert not (out / "report.md").exists()
+    assert not list(out.glob(".*"))
+
+
+def test_targets_and_bad_input():
+    assert report.parse_target("params=1e9") == ("params", 1e9)
+    assert report.parse_target({"flops": 1e21}) == ("compute", 1e21)
+    assert report.parse_target(None) is None
+    for bad in ("params", "bytes=3", "tokens=-1"):
+        with pytest.raises(ValueError):
+            report.parse_target(bad)
+
+
+def test_cli_fails_clearly(full, tmp_path, capsys):
+    assert (
+        report.main(
+            [
+                str(full["runs"]),
+                str(full["fits"]),
+                "--out",
+                str(tmp_path),
+                "--extrapolate-to",
+                "bytes=3",
+            ]
+        )
+        == 2
+    )
+    assert "unknown quantity 'bytes'" in capsys.readouterr().err
+    assert report.main([str(tmp_path / "nope.csv"), str(full["fits"]), "--out", str(tmp_path)]) == 2
+
+
+def test_snakemake_rule_declares_every_plot_with_a_caption():
+    smk = (ROOT / "workflow/rules/report.smk").read_text()
+    literal = smk.split("REPORT_PLOTS = ", 1)[1].split("\n}\n", 1)[0] + "\n}"
+    assert ast.literal_eval(literal) == report.PLOTS
+    for stem in [*report.PLOTS, "report_md", "workflow"]:
+        assert (ROOT / f"workflow/report/{stem}.rst").read_text().strip(), stem
