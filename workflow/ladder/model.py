@@ -130,6 +130,7 @@ def hf_config(s: ModelShape):
             max_position_embeddings=s.seq_len,
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
+            pad_token_id=None,  # HF's default 0 freezes token 0's embedding (padding_idx)
             attn_implementation="sdpa",
             **common,
         )
@@ -150,3 +151,26 @@ def build_model(s: ModelShape, seed: int):
 
 def shape_dict(s: ModelShape) -> dict:
     return asdict(s)
+
+
+def count_params(model, s: ModelShape) -> dict[str, int]:
+    """The parameter groups of a real HF model, by inspecting its modules (same keys and
+    conventions as `param_groups`; train.json reports these)."""
+    unique = {id(p): p for p in model.parameters()}
+    emb_mods = [model.get_input_embeddings()]
+    if s.family == "gpt2":
+        emb_mods.append(model.transformer.wpe)
+    if s.family == "bert":
+        e = model.bert.embeddings
+        emb_mods += [e.position_embeddings, e.token_type_embeddings]
+    emb = {id(p): p for m in emb_mods for p in m.parameters()}
+    out = model.get_output_embeddings()
+    head = {id(p): p for p in out.parameters() if id(p) not in emb}
+    n = {k: sum(p.numel() for p in g.values()) for k, g in (("t", unique), ("e", emb), ("h", head))}
+    return {
+        "params_total": n["t"],
+        "params_embedding": n["e"],
+        "params_head": n["h"],
+        "params_non_embedding": n["t"] - n["e"] - n["h"],
+        "params_with_head": n["t"] - n["e"] - n["h"] + out.weight.numel(),
+    }

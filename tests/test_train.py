@@ -1,0 +1,266 @@
+"""The trainer: schedules, every family end to end, exact resume after a kill, NaN
+detection, and DDP on gloo. Tiny shapes and few steps; one CPU thread."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ladder import train as T
+from ladder.config import Rung, load_config, plan
+from ladder.evaluate import LossModel
+from ladder.model import param_groups
+
+torch.set_num_threads(1)
+VOCAB = 300
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def make_shards(d: Path, n_train: int = 40_000, n_val: int = 4_000, top_id: int = VOCAB - 3):
+    """Patterned tokens (a noisy walk) so the loss has something to learn."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    meta = {"dtype": "uint16", "vocab_size": VOCAB - 1, "eos_id": 0, "mask_id": VOCAB - 2}
+    for split, n in (("train", n_train), ("val", n_val)):
+        base = (np.arange(n) * 7 + np.arange(n) // 5) % top_id
+        ids = np.where(rng.random(n) < 0.2, rng.integers(0, top_id, n), base).astype(np.uint16)
+        ids.tofile(d / f"{split}.bin")
+        meta[split] = {"n_tokens": n, "n_bytes": 3 * n, "n_docs": 1}
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def tiny_rung(family: str = "llama", tokens: int = 2048, **train) -> Rung:
+    cfg = {
+        "study": "t",
+        "tokenizer": {"vocab_size": VOCAB},
+        "model": {"family": family, "seq_len": 16, "head_dim": 8},
+        "ladder": {"widths": [16], "tokens": tokens},
+        "train": {"batch_tokens": 128, "micro_batch": 4, "log_every_s": 0.2, **train},
+    }
+    if family == "llama":
+        cfg["model"]["kv_groups"] = 2  # grouped-query attention, exercised everywhere
+    return plan(load_config(cfg))[0]
+
+
+def run(rung: Rung, tokens_dir: Path, out: Path, *extra: str) -> int:
+    return T.main(["--rung-json", rung.to_json(), "--tokens-dir", str(tokens_dir),
+                   "--out-dir", str(out), *extra])  # fmt: skip
+
+
+def read_log(out: Path) -> list[dict]:
+    with open(out / "train_log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def curve(out: Path) -> list[tuple]:
+    """The log without timing: what must be identical between two runs."""
+    keys = ("step", "tokens", "loss_nats", "lr", "val_loss_nats")
+    return [tuple(row[k] for k in keys) for row in read_log(out)]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_shards(tmp_path_factory.mktemp("tokens"))
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant", "wsd"])
+def test_schedule_shapes(schedule):
+    r = dataclasses.replace(
+        tiny_rung(), steps=200, lr=1e-2, min_lr_frac=0.1, warmup_frac=0.1,
+        decay_frac=0.25, schedule=schedule,
+    )  # fmt: skip
+    lrs = np.array([T.lr_at(s, r) for s in range(r.steps)])
+    np.testing.assert_allclose(lrs[:20], 1e-2 * np.arange(1, 21) / 20)  # linear warmup
+    assert lrs.max() == pytest.approx(1e-2)
+    after = lrs[20:]
+    if schedule == "constant":
+        assert np.all(after == 1e-2)
+        return
+    assert np.all(np.diff(after) <= 1e-15)  # never rises after warmup
+    assert lrs[-1] == pytest.approx(1e-3)  # reaches min_lr_frac · lr at the last step
+    if schedule == "cosine":
+        mid = 20 + (200 - 1 - 20) / 2
+        assert T.lr_at(int(mid), r) == pytest.approx(5.5e-3, rel=0.02)  # half way down
+    else:  # wsd: stable until the last 25%, then 1 - sqrt down to min
+        assert np.all(lrs[20:150] == 1e-2) and lrs[150] < 1e-2
+        q = (175 - 150 + 1) / 50
+        assert lrs[175] == pytest.approx(1e-3 + 9e-3 * (1 - q**0.5))
+
+
+def test_eval_steps_are_log_spaced_and_end():
+    r = dataclasses.replace(tiny_rung(), steps=1000, eval_points=4)
+    assert T.eval_steps(r) == {1, 10, 100, 1000}
+    assert T.eval_steps(dataclasses.replace(r, eval_points=0)) == {1000}
+
+
+def test_windows_depend_only_on_seed_and_step(shards):
+    meta = json.loads((shards / "meta.json").read_text())
+    data = np.fromfile(shards / "train.bin", dtype=np.uint16)
+    r = tiny_rung()
+    a, b = T.step_batch(data, r, 5, meta), T.step_batch(data, r, 5, meta)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[0][:, 1:], a[1][:, :-1])
+    assert not np.array_equal(a[0], T.step_batch(data, r, 6, meta)[0])
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "bert"])
+def test_family_trains_and_reloads(family, shards, tmp_path):
+    import transformers as tf
+
+    rung = tiny_rung(family, tokens=1280, lr=1e-2)
+    assert run(rung, shards, tmp_path) == 0
+    info = json.loads((tmp_path / "train.json").read_text())
+    for key, value in param_groups(rung.shape).items():
+        assert info[key] == value, key
+    assert info["steps"] == rung.steps == 10 and info["tokens"] == 1280
+    assert info["flops"] == info["flops_per_token"] * 1280
+    assert info["mfu"] is None and info["device"] == "cpu" and info["precision"] == "fp32"
+    assert info["world_size"] == 1 and info["resumed_from_step"] == 0
+    assert not (tmp_path / "ckpt").exists()  # removed once the run is complete
+
+    log = read_log(tmp_path)
+    assert list(log[0]) == T.LOG_COLUMNS and len(log) == rung.steps
+    assert log[-1]["val_loss_nats"] != "" and log[-1]["step"] == "10"
+    assert float(log[-1]["loss_nats"]) < float(log[0]["loss_nats"])  # it learns
+    assert float(log[-1]["loss_nats"]) == info["loss_nats"]
+
+    auto = tf.AutoModelForMaskedLM if family == "bert" else tf.AutoModelForCausalLM
+    model = auto.from_pretrained(tmp_path / "model")
+    assert sum(p.numel() for p in model.parameters()) == info["params_total"]
+    if family != "bert":  # the reloaded model predicts with the trained weights
+        x = torch.from_numpy(np.fromfile(shards / "val.bin", np.uint16)[:16].astype(np.int64))
+        with torch.no_grad():
+            hf = model(input_ids=x[None], labels=x[None]).loss
+            ours = LossModel(model, family)(x[None, :-1], x[1:]) / 15
+        assert float(ours) == pytest.approx(float(hf), rel=1e-5)
+
+
+def test_bad_token_id_fails_clearly(tmp_path, capsys):
+    d = make_shards(tmp_path / "tok", n_train=2000, n_val=500)
+    np.full(10, VOCAB + 5, np.uint16).tofile(d / "val.bin")
+    meta = json.loads((d / "meta.json").read_text())
+    meta["val"]["n_tokens"] = 10
+    (d / "meta.json").write_text(json.dumps(meta))
+    assert run(tiny_rung(), d, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert "val.bin holds token id 305" in err and "vocab_size is 300" in err
+
+
+def test_nan_stops_at_the_step_it_occurs(shards, tmp_path, monkeypatch, capsys):
+    forward, calls = LossModel.forward, []
+
+    def poisoned(self, *a, **kw):
+        loss = forward(self, *a, **kw)
+        if torch.is_grad_enabled():
+            calls.append(1)
+            if len(calls) == 3 * 2:  # step 3's second micro-batch (2 per step)
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(LossModel, "forward", poisoned)
+    rung = tiny_rung(eval_points=0, micro_batch=4)  # 8 sequences per step → 2 micro-batches
+    assert run(rung, shards, tmp_path) == 3
+    assert "loss is nan at step 3" in capsys.readouterr().err
+    assert not (tmp_path / "train.json").exists() and not (tmp_path / "model").exists()
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+@pytest.fixture(scope="module")
+def long_rung() -> Rung:
+    # long enough (~1-2 s of steps) to be interrupted; checkpoints every ~0.1 s
+    return tiny_rung(tokens=128 * 300, checkpoint_minutes=0.002, eval_points=4)
+
+
+@pytest.fixture(scope="module")
+def reference(long_rung, shards, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    assert run(long_rung, shards, out) == 0
+    return out
+
+
+def start_subprocess(rung: Rung, shards: Path, out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "ladder.cli", "train", "--rung-json", rung.to_json(),
+           "--tokens-dir", str(shards), "--out-dir", str(out)]  # fmt: skip
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() - t0 < timeout_s, "no checkpoint appeared"
+        time.sleep(0.005)
+
+
+def assert_same_run(out: Path, reference: Path) -> None:
+    assert curve(out) == curve(reference)  # every step's loss and lr, bit for bit
+    a = (out / "model" / "model.safetensors").read_bytes()
+    assert a == (reference / "model" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_kill_is_exact(how, long_rung, shards, reference, tmp_path):
+    proc = start_subprocess(long_rung, shards, tmp_path)
+    wait_for(tmp_path / "ckpt" / "state.pt", proc)
+    proc.send_signal(how)
+    rc = proc.wait(timeout=60)
+    if how == signal.SIGTERM:  # graceful: checkpoint at the end of the step, exit 143
+        assert rc == 128 + signal.SIGTERM, proc.stdout.read().decode()
+    assert not (tmp_path / "train.json").exists() and not (tmp_path / "model").exists()
+    assert run(long_rung, shards, tmp_path) == 0
+    info = json.loads((tmp_path / "train.json").read_text())
+    assert 0 < info["resumed_from_step"] < long_rung.steps
+    assert_same_run(tmp_path, reference)
+
+
+def test_checkpoint_of_another_config_is_ignored(long_rung, shards, tmp_path):
+    other = dataclasses.replace(long_rung, lr=long_rung.lr / 2)
+    proc = start_subprocess(other, shards, tmp_path)
+    wait_for(tmp_path / "ckpt" / "state.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert run(long_rung, shards, tmp_path) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["resumed_from_step"] == 0
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def test_ddp_gloo_matches_single_process(long_rung, shards, tmp_path):
+    rung = dataclasses.replace(long_rung, steps=20, tokens=20 * 128, eval_points=2)
+    single = tmp_path / "single"
+    assert run(rung, shards, single) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "ladder.cli", "train", "--rung-json", rung.to_json(),
+           "--tokens-dir", str(shards), "--out-dir", str(tmp_path / "ddp")]  # fmt: skip
+    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    info = json.loads((tmp_path / "ddp" / "train.json").read_text())
+    assert info["world_size"] == 2
+    a, b = read_log(single), read_log(tmp_path / "ddp")
+    # Same windows per step (drawn for the whole step, then split across ranks) and here
+    # the same split into forward passes (rank r = the single process's micro-batch r), so
+    # only the gradient reduction differs: gloo sums the two ranks' gradients, scaled by
+    # powers of two — exact in floating point, and in practice the runs are identical.
+    # The tolerance allows for other reduction orders (NCCL, more ranks): rounding only.
+    for x, y in zip(a, b, strict=True):
+        assert float(y["loss_nats"]) == pytest.approx(float(x["loss_nats"]), abs=1e-5)
