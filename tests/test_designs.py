@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -110,3 +111,49 @@ def test_isoflop_dag_dry_run(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfile=cfg))
     assert jobs["train"] == jobs["evaluate"] == 6
     assert jobs["corpus"] == jobs["tokenizer"] == jobs["encode"] == jobs["fit"] == 1
+
+
+def test_wsd_branches_continue_the_stable_run_exactly(tmp_path):
+    """A cooldown branch started from the stable segment's state ends with the same weights
+    as the same WSD rung trained from scratch; branches have distinct D."""
+    import torch
+
+    from ladder import train as T
+    from ladder.config import wsd_plan
+    from tests.test_train import make_shards
+
+    torch.set_num_threads(1)
+    shards = make_shards(tmp_path / "tokens")
+    cfg = load_config(
+        {
+            "study": "w",
+            "tokenizer": {"vocab_size": 300},
+            "model": {"seq_len": 16, "head_dim": 8},
+            "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
+            "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
+        }
+    )
+    short, long = plan(cfg)
+    assert short.tokens < long.tokens and short.schedule == long.schedule == "wsd"
+    (size,) = wsd_plan(cfg, [short, long]).values()
+    stable, stops = size["stable"], size["stops"]
+    assert stops == {short.id: 6, long.id: 12}  # 8 and 16 steps, the last quarter decays
+
+    def train(rung, out, *extra):
+        args = ["--rung-json", rung.to_json(), "--tokens-dir", str(shards), "--out-dir", str(out)]
+        assert T.main([*args, *extra]) == 0
+
+    seg1, seg2 = tmp_path / "seg1.pt", tmp_path / "seg2.pt"
+    train(stable, tmp_path / "stable", "--stop-step", "6", "--state-out", str(seg1))
+    train(stable, tmp_path / "stable", "--init-state", str(seg1), "--stop-step", "12",
+          "--state-out", str(seg2))  # fmt: skip
+    for rung, seg in ((short, seg1), (long, seg2)):
+        train(rung, tmp_path / f"branch-{rung.id}", "--init-state", str(seg))
+        train(rung, tmp_path / f"scratch-{rung.id}")
+        branch = (tmp_path / f"branch-{rung.id}/model/model.safetensors").read_bytes()
+        scratch = (tmp_path / f"scratch-{rung.id}/model/model.safetensors").read_bytes()
+        assert branch == scratch
+    # a state cannot start a rung whose earlier learning rates differ
+    other = dataclasses.replace(long, lr=long.lr * 2)
+    with pytest.raises(ValueError, match="cannot start"):
+        T.train(other, str(shards), str(tmp_path / "x"), None, True, init_state=str(seg2))

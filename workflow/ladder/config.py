@@ -425,10 +425,55 @@ def plan(cfg: dict[str, Any]) -> list[Rung]:
             raise ConfigError(
                 f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
             )
+    if lad["design"] == "wsd":
+        rungs = _wsd_branches(rungs)
     return sorted(
         rungs,
         key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
     )
+
+
+def _decay_start(steps: int, warmup_steps: int, decay_frac: float) -> int:
+    """First cooldown step of a WSD run, as train.lr_at computes it."""
+    return steps - min(steps - warmup_steps, round(decay_frac * steps))
+
+
+def _wsd_branches(rungs: list[Rung]) -> list[Rung]:
+    """WSD rungs of one size share everything up to their cooldown, so that each branch can
+    continue the size's one stable run: the schedule is wsd and the warmup lasts the same
+    number of steps in every branch (that of the size's shortest run, at least one)."""
+    out = []
+    for size in dict.fromkeys(size_of(r) for r in rungs):
+        group = [r for r in rungs if size_of(r) == size]
+        warm = max(1, round(min(r.warmup_frac * r.steps for r in group)))
+        out += [replace(r, schedule="wsd", warmup_frac=warm / r.steps) for r in group]
+    return out
+
+
+def wsd_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, dict[str, Any]]:
+    """size -> {"stable": the size's longest branch, renamed, which the stable segments
+    run; "stops": {rung id: the step its cooldown starts}} for design wsd."""
+    if cfg["ladder"]["design"] != "wsd":
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for size in dict.fromkeys(size_of(r) for r in rungs):
+        group = sorted((r for r in rungs if size_of(r) == size), key=lambda r: r.steps)
+        if len({r.batch_tokens for r in group}) > 1 or len({r.lr for r in group}) > 1:
+            raise ConfigError(
+                f"ladder.overrides: WSD branches of {size} share one stable run, so they "
+                "need one lr and one batch_tokens"
+            )
+        stable = replace(group[-1], id=f"{size}-stable", design="wsd-stable")
+        stops = {}
+        for r in group:
+            stops[r.id] = _decay_start(r.steps, round(r.warmup_frac * r.steps), r.decay_frac)
+            if stops[r.id] < 1:
+                raise ConfigError(
+                    f"ladder.tokens: rung {r.id} is too short for a stable phase; "
+                    "raise its tokens or lower train.decay_frac"
+                )
+        out[size] = {"stable": stable, "stops": stops}
+    return out
 
 
 def size_of(rung: Rung) -> str:

@@ -208,6 +208,29 @@ def load_checkpoint(path: Path, r: Rung) -> dict | None:
     return state
 
 
+# Fields a WSD branch may change: a cooldown continues the stable run's state but has its
+# own id, length and (to keep the warmup's step count) warmup fraction.
+BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
+
+
+def load_branch_state(path: Path, r: Rung) -> dict:
+    """A state saved by `--state-out` of another rung, to continue as this rung (WSD
+    cooldown branches; Hägele et al. 2024). Valid only if every step it has taken is a step
+    this rung would take: same shape, data, optimizer, and learning rate at each step."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    old = Rung.from_json(state["rung"])
+    new = json.loads(r.to_json())
+    diff = sorted(
+        k for k in new if k not in BRANCH_FIELDS and json.loads(state["rung"]).get(k) != new[k]
+    )
+    bad = [s for s in range(state["step"]) if lr_at(s, old) != lr_at(s, r)]
+    if diff or bad or state["step"] > r.steps:
+        why = f"fields {diff}" if diff else f"the learning rate at step {bad[0]}" if bad else ""
+        why = why or f"its step {state['step']} > {r.steps}"
+        raise ValueError(f"{path} cannot start rung {r.id}: it differs in {why}")
+    return state
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
     if final.exists():
         shutil.rmtree(final)
@@ -256,8 +279,23 @@ def train_step(step_model, opt, scaler, autocast, batches, scale: float, r: Rung
 # ----------------------------------------------------------------------------- training
 
 
-def train(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, resume: bool) -> int:
+def train(
+    r: Rung,
+    tokens_dir: str,
+    out_dir: str,
+    val_tokens: int | None,
+    resume: bool,
+    init_state: str | None = None,
+    stop_step: int | None = None,
+    state_out: str | None = None,
+) -> int:
+    """Train rung `r` into out_dir. A WSD stable segment passes `stop_step` and `state_out`
+    (train to that step, save the full state there, write no model); a cooldown branch
+    passes `init_state` (start from such a state unless its own checkpoint is newer)."""
     t_start = time.time()
+    end = r.steps if stop_step is None else stop_step
+    if not 0 < end <= r.steps:
+        raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
@@ -318,6 +356,10 @@ def train(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, resume
 
     ckpt_path = out / "ckpt" / "state.pt"
     state = load_checkpoint(ckpt_path, r) if resume else None
+    if state is None and init_state:
+        state = load_branch_state(Path(init_state), r)
+        if master:
+            print(f"{r.id}: continuing from {init_state} (step {state['step']})", flush=True)
     start, rows, wall_before, train_s_before = 0, [], 0.0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -399,7 +441,7 @@ def train(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, resume
         )
 
     try:
-        for step in range(start, r.steps):
+        for step in range(start, end):
             lr = lr_at(step, r)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -422,7 +464,7 @@ def train(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, resume
 
             now = time.perf_counter()
             due_log = now - t_log >= r.log_every_s
-            if sync_every_step or due_log or done in evals or done == r.steps:
+            if sync_every_step or due_log or done in evals or done == end:
                 flush()
             if done in evals and master:
                 train_s += time.perf_counter() - t_train
@@ -461,6 +503,13 @@ def train(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, resume
             torch.distributed.destroy_process_group()
 
     if not master:
+        return 0
+    if state_out:  # a stable segment: hand the whole state on, no model
+        train_s_before, train_s = 0.0, train_s_before + train_s
+        ckpt_path = Path(state_out)
+        checkpoint(end)
+        shutil.rmtree(out / "ckpt", ignore_errors=True)
+        print(f"{r.id}: saved the state at step {end} to {state_out}", flush=True)
         return 0
     if start == r.steps and not rows:
         raise RuntimeError("checkpoint holds no log rows")
@@ -539,7 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         help="val tokens for the learning curve (default: 4 × batch_tokens)",
     )
     ap.add_argument("--no-resume", action="store_true", help="ignore any checkpoint")
+    ap.add_argument("--init-state", help="start from this saved state (WSD cooldown branch)")
+    ap.add_argument("--stop-step", type=int, help="stop after this step (WSD stable segment)")
+    ap.add_argument("--state-out", help="with --stop-step: save the full state here")
     args = ap.parse_args(argv)
+    if (args.stop_step is None) != (args.state_out is None):
+        ap.error("--stop-step and --state-out go together")
     try:
         r = parse_rung(args.rung_json)
         if (
@@ -548,7 +602,16 @@ def main(argv: list[str] | None = None) -> int:
             and resolve_device(r.device).type == "cuda"
         ):
             relaunch_under_torchrun(r, argv)
-        return train(r, args.tokens_dir, args.out_dir, args.val_tokens, not args.no_resume)
+        return train(
+            r,
+            args.tokens_dir,
+            args.out_dir,
+            args.val_tokens,
+            not args.no_resume,
+            init_state=args.init_state,
+            stop_step=args.stop_step,
+            state_out=args.state_out,
+        )
     except (DataError, ValueError, OSError) as e:
         print(f"ladder train: error: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,14 @@ import re
 import sys
 
 try:
-    from ladder.config import ConfigError, load_config, plan, size_of, sweep_plan
+    from ladder.config import (
+        ConfigError,
+        load_config,
+        plan,
+        size_of,
+        sweep_plan,
+        wsd_plan,
+    )
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
@@ -14,6 +21,9 @@ try:
     _planned = plan(STUDY)
     LADDER = [r.id for r in _planned]  # the rungs of the study, in plan order
     SWEEPS = sweep_plan(STUDY, _planned)  # size -> its tuning runs
+    WSD = wsd_plan(
+        STUDY, _planned
+    )  # size -> its stable run and each branch's stop step
     # every trainable run: the ladder's rungs and the sweeps' tuning runs
     RUNGS = {r.id: r for r in _planned}
     RUNGS |= {s.id: s for runs in SWEEPS.values() for s in runs}
@@ -28,6 +38,8 @@ TOKENS = f"{RESULTS}/tokens"
 wildcard_constraints:
     rung="|".join(re.escape(r) for r in RUNGS),
     size="|".join(re.escape(s) for s in SWEEPS) or "no-sweeps",
+    wsd_size="|".join(re.escape(s) for s in WSD) or "no-wsd",
+    branch="|".join(re.escape(r) for r in LADDER),
 
 
 def rung_json(wildcards):
@@ -64,3 +76,25 @@ def sweep_of(wildcards):
     if wildcards.rung in LADDER and size in SWEEPS:
         return [f"{RESULTS}/sweeps/{size}.json"]
     return []
+
+
+def wsd_state(size, rung_id):
+    """The stable run's state at the step where branch `rung_id` starts its cooldown."""
+    return f"{RESULTS}/runs/{size}-stable/{rung_id}.state.pt"
+
+
+def wsd_init(wildcards):
+    """For a WSD branch: the stable state its cooldown continues; else nothing."""
+    size = size_of(RUNGS[wildcards.rung])
+    if size in WSD and wildcards.rung in WSD[size]["stops"]:
+        return [wsd_state(size, wildcards.rung)]
+    return []
+
+
+def wsd_previous(wildcards):
+    """The state the stable segment up to this branch's stop continues, if any."""
+    stops = WSD[wildcards.wsd_size]["stops"]
+    before = [r for r in stops if stops[r] < stops[wildcards.branch]]
+    if not before:
+        return []
+    return [wsd_state(wildcards.wsd_size, max(before, key=stops.get))]

@@ -1,0 +1,27 @@
+# Design wsd (Hägele et al. 2024): per size, one warmup-stable run cut into segments that
+# end where a branch's cooldown starts; each branch (a rung of the ladder) continues the
+# stable state and decays. A segment's state is temporary: gone once its branch and the
+# next segment have used it.
+
+
+rule wsd_segment:
+    input:
+        tokens=f"{TOKENS}/meta.json",
+        previous=wsd_previous,
+    output:
+        temp(f"{RESULTS}/runs/{{wsd_size}}-stable/{{branch}}.state.pt"),
+    log:
+        f"{LOGS}/wsd_segment/{{wsd_size}}/{{branch}}.log",
+    conda:
+        "../envs/ladder.yaml"
+    threads: lambda w: WSD[w.wsd_size]["stable"].threads
+    params:
+        rung=lambda w: WSD[w.wsd_size]["stable"].to_json(),
+        stop=lambda w: WSD[w.wsd_size]["stops"][w.branch],
+        tokens=lambda w, input: os.path.dirname(input.tokens),
+        run_dir=lambda w, output: os.path.dirname(output[0]),
+        init=lambda w, input: f"--init-state {input.previous}" if input.previous else "",
+    shell:
+        "ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
+        " --out-dir {params.run_dir} {params.init} --stop-step {params.stop}"
+        " --state-out {output} > {log} 2>&1"
