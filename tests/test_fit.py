@@ -277,6 +277,36 @@ def test_isoflop_warns_when_a_minimum_is_outside_the_sweep():
     assert not entry["optimal_allocation"]["budgets"][-1]["in_range"]
 
 
+def test_isoflop_stores_each_budgets_parabola():
+    """fits.json keeps what the report draws: per budget the parabola in ln N, the runs in its
+    window and the minimum, which is the parabola's vertex."""
+    N, D, C, L = isoflop_design(drift_dex=0.2)
+    df = table(N, D, noisy(L, 0.003, 0), C)
+    entry = fit.fit_table(df, "isoflop", bootstrap=0)["laws"]["isoflop"]
+    budgets = entry["optimal_allocation"]["budgets"]
+    assert len(budgets) == 6
+    runs = df.set_index("rung")
+    for b in budgets:
+        points = pd.DataFrame(b["points"]).set_index("run")
+        assert len(points) == b["n_window"] >= fit.ISOFLOP_MIN_SIZES
+        np.testing.assert_allclose(
+            points[["N", "D", "loss"]].to_numpy(),
+            runs.loc[points.index, ["params_non_embedding", "tokens", "loss_nats"]].to_numpy(),
+        )
+        np.testing.assert_allclose(points["C"], b["C"], rtol=1e-9)  # one budget's runs
+        # the coefficients are the least-squares parabola through the window's runs ...
+        p = b["parabola"]
+        u = np.log(points["N"].to_numpy()) - p["ln_N0"]
+        lsq = np.polyfit(u, points["loss"].to_numpy(), 2)[::-1]
+        np.testing.assert_allclose(p["coef"], lsq, rtol=1e-6, atol=1e-9 * abs(lsq[0]))
+        # ... and the minimum is its vertex
+        c0, c1, c2 = p["coef"]
+        assert math.log(b["N_opt"]) == pytest.approx(p["ln_N0"] - c1 / (2 * c2), rel=1e-12)
+        assert fit.isoflop_parabola(b, b["N_opt"]) == pytest.approx(b["loss"], rel=1e-12)
+        lo, hi = b["N_sampled"]
+        assert b["in_range"] == (lo <= b["N_opt"] <= hi)
+
+
 def test_isoflop_extrapolation_predicts_the_largest_budget():
     N, D, C, L = isoflop_design()
     ext = fit.fit_table(table(N, D, L, C), "isoflop", bootstrap=0)["laws"]["isoflop"][
@@ -300,6 +330,28 @@ def test_frontier_fits_the_lower_envelope_only():
     for name, value in {"E": 1.9, "A": 2e3, "alpha": 0.21}.items():
         assert entry["params"][name] == pytest.approx(value, rel=1e-6)
     assert entry["extrapolation"]["max_abs_rel_error"] < 1e-6
+
+
+def test_frontier_allocation_is_not_reported_on_a_fixed_token_ladder():
+    """One token count: every run's compute grows with N alone, so along the frontier
+    N_opt ∝ C^1 and D_opt ∝ C^0 by construction. That is the design, not a result."""
+    N = np.geomspace(1e5, 1e7, 6)
+    D = 2e8 * (1 + 0.002 * np.arange(6))  # rounded to whole batches: one token count
+    entry = fit.fit_table(table(N, D, chinchilla_loss(N, D)), "frontier", bootstrap=0)["laws"][
+        "frontier"
+    ]
+    assert entry["params"]["alpha"] > 0  # the loss law itself is still fitted
+    assert entry["optimal_allocation"] is None
+    assert any("same tokens" in w and "by design" in w for w in entry["warnings"])
+    with pytest.raises(fit.FitError, match="no compute-optimal allocation"):
+        fit.optimal_allocation(entry, 1e20)
+    # a table that trades N against D at equal compute does get one
+    N, D = grid_design(k=4)
+    entry = fit.fit_table(table(N, D, chinchilla_loss(N, D)), "frontier", bootstrap=0)["laws"][
+        "frontier"
+    ]
+    assert {"a", "b", "k_N", "k_D", "frontier"} <= set(entry["optimal_allocation"])
+    assert not any("allocation" in w for w in entry["warnings"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +408,7 @@ def test_coverage_chinchilla():
         ]
     )
     hits, draws, B = 0, 24, 100
-    tail = 100 * fit._expanded_tail(len(N), 5)
+    tail = 100 * fit.expanded_tail(len(N), 5)
     for i in range(draws):
         L = noisy(L0, 0.01, i)
         # the grid search is tested above; here the full fit starts at the truth to save time

@@ -212,6 +212,43 @@ def test_drawn_law_is_fit_predict_on_fits_json(full):
     assert any(np.allclose(s.get_ydata(), fit.predict(entry, C=np.array([1e20]))) for s in stars)
 
 
+def test_isoflop_plot_draws_the_fitted_parabolas_and_their_minima(full):
+    """Each budget's curve is the parabola fits.json stores, and its lowest point is the stored
+    minimum (where the star is drawn)."""
+    study = report.load(str(full["runs"]), str(full["fits"]))
+    budgets = json.loads(full["fits"].read_text())["laws"]["isoflop"]["optimal_allocation"][
+        "budgets"
+    ]
+    ax = report.plot_isoflop(study).axes[0]
+    stars = [c.get_offsets()[0] for c in ax.collections if len(c.get_offsets()) == 1]
+    for i, b in enumerate(budgets):
+        lines = [ln for ln in ax.lines if ln.get_gid() == f"isoflop-parabola-{i}"]
+        assert lines, i
+        x = np.concatenate([np.asarray(ln.get_xdata(), float) for ln in lines])
+        y = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in lines])
+        u = np.log(x) - b["parabola"]["ln_N0"]
+        np.testing.assert_allclose(y, np.polyval(b["parabola"]["coef"][::-1], u), rtol=1e-12)
+        j = np.argmin(y)
+        assert y[j] == pytest.approx(b["loss"], rel=1e-12)
+        assert x[j] == pytest.approx(b["N_opt"], rel=1e-12)
+        assert any(np.allclose(star, [b["N_opt"], b["loss"]], rtol=1e-12) for star in stars)
+    assert "parabola fitted" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_isoflop_plot_without_stored_parabolas_falls_back(full, tmp_path):
+    """A fits.json written before parabolas were stored still draws: the Chinchilla law along
+    each budget, and the minima."""
+    fits = json.loads(full["fits"].read_text())
+    for b in fits["laws"]["isoflop"]["optimal_allocation"]["budgets"]:
+        del b["parabola"], b["points"]
+    old = tmp_path / "fits.json"
+    old.write_text(json.dumps(fits))
+    ax = report.plot_isoflop(report.load(str(full["runs"]), str(old))).axes[0]
+    assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("isoflop-parabola")]
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "Chinchilla law along each budget" in legend and "fitted minimum" in legend
+
+
 def test_report_md_numbers_match_the_tables(full):
     text = (full["out"] / "report.md").read_text()
     runs = pd.read_csv(full["runs"]).set_index("rung")
@@ -289,6 +326,13 @@ def test_too_few_rungs_still_reports_what_it_can(tiny):
     target = md_table(text, "law evaluated loss_nats")
     assert [r["law"] for r in target] == ["power_params", "power_params_no_offset"]
     assert re.search(r"Not estimated: chinchilla skipped: .+; isoflop skipped: .+", text)
+    # one token count: the frontier's N ∝ C^1, D ∝ C^0 is the design, so no allocation is shown
+    assert "frontier: no optimal allocation: every run has the same tokens" in text
+    assert "No compute-optimal allocation could be estimated." in text
+    assert re.search(r"- frontier: no optimal allocation: .*by design", warnings)
+    fig = report.plot_compute_frontier(report.load(str(tiny["runs"]), str(tiny["fits"])))
+    assert not [ln for ln in fig.axes[1].lines if "frontier runs" in ln.get_label()]
+    assert any("by design" in t.get_text() for t in fig.axes[1].texts)
     # the figures that cannot be drawn say why, in the figure
     study = report.load(str(tiny["runs"]), str(tiny["fits"]))
     for fig, expected in (

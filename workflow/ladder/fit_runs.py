@@ -1,0 +1,190 @@
+"""The table of runs a fit reads: which columns hold N, D, C and the loss, validated once.
+
+Every fit module works on a `Runs` (positive, finite arrays, one entry per usable run); the
+diverged runs and NaN losses it leaves out are named in its warnings. `budgets` and `distinct`
+answer the two questions every law asks of the design: which runs share a compute budget, and
+does a variable vary at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+VARIABLES = {"params": "N", "tokens": "D", "compute": "C"}  # column role -> symbol in a law
+FLAGS = {"params": "--params-col", "tokens": "--tokens-col", "compute": "--compute-col"}
+
+
+class FitError(ValueError):
+    """Bad input: the message names the problem and is shown to the user as is."""
+
+
+@dataclass
+class Columns:
+    """Which CSV columns hold N, D, C and the loss (defaults follow runs.csv)."""
+
+    params: str = "params_non_embedding"
+    tokens: str = "tokens"
+    compute: str = "flops"
+    loss: str = "loss_nats"
+
+
+@dataclass
+class Runs:
+    """The usable runs: positive, finite arrays, one entry per run; None where no column."""
+
+    loss: np.ndarray
+    N: np.ndarray | None
+    D: np.ndarray | None
+    C: np.ndarray | None
+    ids: list[str]
+    columns: dict[str, str]  # variable -> the column it came from ("6*N*D" for derived C)
+    warnings: list[str] = field(default_factory=list)
+    loss_column: str = "loss_nats"
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def var(self, x: str) -> np.ndarray | None:
+        return {"params": self.N, "tokens": self.D, "compute": self.C}[x]
+
+    def subset(self, keep: np.ndarray) -> Runs:
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
+        ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        return Runs(
+            pick(self.loss),
+            pick(self.N),
+            pick(self.D),
+            pick(self.C),
+            ids,
+            self.columns,
+            list(self.warnings),
+            self.loss_column,
+        )
+
+
+def truthy(values: pd.Series) -> np.ndarray:
+    """A `diverged` column may be bool, 0/1 or text; missing means not diverged."""
+    if values.dtype == bool:
+        return values.to_numpy()
+    text = values.astype(str).str.strip().str.lower()
+    return text.isin(["true", "1", "1.0", "yes", "y", "t"]).to_numpy()
+
+
+def _names(ids: list[str], mask: np.ndarray, most: int = 10) -> str:
+    picked = [i for i, m in zip(ids, mask, strict=True) if m]
+    return ", ".join(picked[:most]) + (
+        f", ... ({len(picked) - most} more)" if len(picked) > most else ""
+    )
+
+
+def load_runs(df: pd.DataFrame, columns: Columns, need: set[str]) -> Runs:
+    """Validate the table and pull out the arrays the fits use.
+
+    `need` names the variables ("params", "tokens", "compute") that must be present; the others
+    are loaded when their column exists. Diverged runs and runs with a NaN (or infinite) loss are
+    excluded with a warning; any other non-positive or missing value is an error, because a fit
+    that silently drops runs answers a different question.
+    """
+    if columns.loss not in df.columns:
+        raise FitError(f"missing loss column '{columns.loss}' (set --loss-col); {_listed(df)}")
+    if len(df) == 0:
+        raise FitError("the table has no rows")
+    ids = (
+        df["rung"].astype(str).tolist()
+        if "rung" in df.columns
+        else [f"row {i + 1}" for i in range(len(df))]
+    )
+    keep, warnings = _usable(df, columns.loss, ids)
+    arrays: dict[str, np.ndarray | None] = {}
+    sources: dict[str, str] = {}
+    for var in VARIABLES:
+        name, arrays[var] = getattr(columns, var), None
+        if name in df.columns:
+            arrays[var], sources[var] = _positive(df, name, keep, ids), name
+    loss = _positive(df, columns.loss, keep, ids)
+    if arrays["compute"] is None and arrays["params"] is not None and arrays["tokens"] is not None:
+        # the usual estimate, Kaplan et al. 2020 eq. 2.1: 6 FLOPs per parameter per token
+        arrays["compute"], sources["compute"] = 6.0 * arrays["params"] * arrays["tokens"], "6*N*D"
+    for var in sorted(need):
+        if arrays[var] is None:
+            hint = " (or give params and tokens columns)" if var == "compute" else ""
+            raise FitError(
+                f"missing {var} column '{getattr(columns, var)}' (set {FLAGS[var]}{hint}); "
+                + _listed(df)
+            )
+    kept = [i for i, k in zip(ids, keep, strict=True) if k]
+    N, D, C = arrays["params"], arrays["tokens"], arrays["compute"]
+    return Runs(loss, N, D, C, kept, sources, warnings, columns.loss)
+
+
+def _listed(df: pd.DataFrame) -> str:
+    return f"columns are: {', '.join(map(str, df.columns))}"
+
+
+def _usable(df: pd.DataFrame, loss_column: str, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Which rows to fit: not diverged, and with a loss that is not NaN or +inf (what a diverged
+    run leaves behind); each exclusion is named in a warning."""
+    keep = np.ones(len(df), dtype=bool)
+    warnings: list[str] = []
+    if "diverged" in df.columns:
+        div = truthy(df["diverged"])
+        if div.any():
+            warnings.append(f"excluded {div.sum()} diverged run(s): {_names(ids, div)}")
+        keep &= ~div
+    raw = df[loss_column]
+    loss = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = raw.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    # text that is not a number is left in, for _positive to report as an error
+    bad_loss = keep & (np.isnan(loss) | (loss == np.inf)) & ~(text & np.isnan(loss))
+    if bad_loss.any():
+        warnings.append(f"excluded {bad_loss.sum()} run(s) with NaN loss: {_names(ids, bad_loss)}")
+    keep &= ~bad_loss
+    if not keep.any():
+        raise FitError("no usable runs: every row is diverged or has a NaN loss")
+    return keep, warnings
+
+
+def _positive(df: pd.DataFrame, name: str, keep: np.ndarray, ids: list[str]) -> np.ndarray:
+    """Column `name` over the kept rows; any value that is not a positive number is an error."""
+    values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
+    bad = keep & ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise FitError(
+            f"column '{name}' has {bad.sum()} non-positive, NaN or non-numeric "
+            f"value(s) (first: {ids[i]} = {df[name].iloc[i]!r})"
+        )
+    return values[keep]
+
+
+# --------------------------------------------------------------------------------------------
+# grouping and counting values
+
+
+def budgets(C: np.ndarray, tol: float) -> np.ndarray:
+    """Label runs by compute budget, 0 = smallest: walking up in compute, a run more than a
+    factor (1 + tol) above the first run of the current budget starts the next one."""
+    order = np.argsort(C, kind="stable")
+    labels = np.empty(len(C), dtype=int)
+    label, start = 0, C[order[0]]
+    for i in order:
+        if C[i] > start * (1 + tol):
+            label, start = label + 1, C[i]
+        labels[i] = label
+    return labels
+
+
+DISTINCT_RTOL = 0.05  # values closer than 5% count as one when asking "does x vary?"
+
+
+def distinct(a: np.ndarray) -> int:
+    """How many distinct values a positive array has, at DISTINCT_RTOL: token counts rounded
+    to whole batches differ by a hair, and a law in a variable spanning 1% is not a law."""
+    la = np.sort(np.log(a))
+    return int(1 + (np.diff(la) > math.log1p(DISTINCT_RTOL)).sum()) if len(la) else 0

@@ -1,0 +1,306 @@
+"""report.md: the study in numbers, every one read from runs.csv and fits.json or computed from
+them by ladder.fit (tables parse back with float(), so tests can check them)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ladder.report_data import ALLOCATORS, AXES, Study, allocation_band, target_predictions
+from ladder.report_scale import exponents, sensitivity, verdict
+
+
+def fmt(x, digits: int = 4) -> str:
+    """Numbers in report.md: plain %g, so a table cell parses back with float()."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, (int, np.integer)) and abs(x) < 1e15:
+        return str(int(x))
+    return f"{float(x) + 0.0:.{digits}g}"  # + 0.0: no "-0"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+RUN_COLUMNS = (
+    "params_total",
+    "params_non_embedding",
+    "tokens",
+    "flops",
+    "loss_nats",
+    "bits_per_byte",
+    "wall_s",
+    "gpu_hours",
+    "mfu",
+    "diverged",
+)
+
+
+def section_config(study: Study) -> str:
+    if not study.config:
+        return "No study config given (`--config`); the report is built from the tables alone."
+    lines = []
+    for section, value in study.config.items():
+        if section == "study":
+            continue  # the report's title
+        if isinstance(value, dict):
+            items = [
+                f"{k}={v}"
+                for k, v in value.items()
+                if v not in (None, {}, []) and not isinstance(v, dict)
+            ]
+            if items:
+                lines.append(f"- **{section}**: " + ", ".join(items))
+        elif value is not None:
+            lines.append(f"- **{section}**: {value}")
+    return "\n".join(lines)
+
+
+def section_runs(study: Study) -> str:
+    cols = [c for c in RUN_COLUMNS if c in study.runs.columns]
+    rows = []
+    for _, run in study.runs.iterrows():
+        rows.append(
+            [str(run["rung"])]
+            + [fmt(run[c]) if not isinstance(run[c], str) else run[c] for c in cols]
+        )
+    n_bad = int((~study.runs["ok"]).sum())
+    head = (
+        f"{len(study.runs)} rungs, {n_bad} diverged or without a loss. Units are in the "
+        "column names (runs.csv): loss in nats/token, wall time in seconds.\n\n"
+    )
+    return head + _table(["rung", *cols], rows)
+
+
+def section_laws(study: Study) -> str:
+    rows, summary = [], []
+    for key, entry in study.laws.items():
+        if "skipped" in entry:
+            summary.append([key, "skipped: " + str(entry["skipped"]), "–", "–", "–"])
+            continue
+        for name, value in entry["params"].items():
+            ci = (entry.get("ci95") or {}).get(name) or [None, None]
+            rows.append([key, name, fmt(value), fmt(ci[0]), fmt(ci[1])])
+        boot = entry.get("bootstrap") or {}
+        summary.append(
+            [
+                key,
+                f"`{entry.get('formula', '?')}`",
+                fmt(entry.get("n_points")),
+                fmt(entry.get("objective")),
+                fmt(boot.get("used")),
+            ]
+        )
+    out = (
+        _table(["law", "parameter", "value", "ci95_lo", "ci95_hi"], rows)
+        if rows
+        else "No law could be fitted."
+    )
+    out += "\n\n" + _table(["law", "formula", "n_points", "objective", "bootstrap_used"], summary)
+    return out
+
+
+def section_allocation(study: Study) -> str:
+    """N_opt and D_opt at the largest sampled compute (and the target), and the exponents, from
+    every law that estimates them; the others are named with the reason."""
+    C = study.finished_values("compute")
+    budgets = [float(C.max())] if len(C) else []
+    if study.target and study.target[0] == "compute":
+        budgets.append(study.target[1])
+    rows, exps, absent = [], [], []
+    for key, _, _ in ALLOCATORS:
+        if (entry := study.allocation(key)) is None:
+            absent.append(study.why_no_allocation(key))
+            continue
+        ci, alloc = entry.get("ci95") or {}, entry["optimal_allocation"]
+        exps.append(
+            [key, fmt(alloc["a"]), *map(fmt, ci.get("a", [None, None]))]
+            + [fmt(alloc["b"]), *map(fmt, ci.get("b", [None, None]))]
+        )
+        rows += [_allocation_row(key, entry, c) for c in budgets]
+    if not exps:
+        out = "No compute-optimal allocation could be estimated."
+    else:
+        out = "N_opt = k_N C^a and D_opt = k_D C^b; at the largest sampled compute"
+        out += " and at the study's target:\n\n" if len(budgets) > 1 else ":\n\n"
+        out += _table(
+            ["law", "flops", "N_opt", "N_opt_lo", "N_opt_hi", "D_opt", "tokens_per_param"], rows
+        )
+        out += "\n\n" + _table(["law", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi"], exps)
+    if absent:
+        out += "\n\nNot estimated: " + "; ".join(absent) + "."
+    return out
+
+
+def _allocation_row(key: str, entry: dict, C: float) -> list[str]:
+    got = allocation_band(entry, np.array([C]))
+    n, d = (float(got[s][0][0]) for s in ("N", "D"))
+    lo_hi = [fmt(None if got["N"][1] is None else got["N"][j][0]) for j in (1, 2)]
+    return [key, fmt(C), fmt(n), *lo_hi, fmt(d), fmt(d / n, 3)]
+
+
+def section_extrapolation(study: Study) -> str:
+    rows = []
+    for key, entry in study.laws.items():
+        if study.law(key) is None:
+            continue
+        ex = entry.get("extrapolation") or {}
+        if "skipped" in ex:
+            rows.append([key, "–", "–", "–", "–", "–", "skipped: " + str(ex["skipped"])])
+            continue
+        for h in ex.get("held_out", []):
+            rows.append(
+                [
+                    key,
+                    str(h["run"]),
+                    ex.get("quantity", "loss_nats"),
+                    fmt(h["observed"]),
+                    fmt(h["predicted"]),
+                    fmt(100 * h["rel_error"], 3),
+                    f"fit on {ex.get('n_fit', '?')} runs",
+                ]
+            )
+    out = "Each law refitted without the largest-compute rung(s), then asked to predict them:\n\n"
+    out += (
+        _table(["law", "held_out", "quantity", "observed", "predicted", "error_pct", "note"], rows)
+        if rows
+        else "No extrapolation check in fits.json."
+    )
+    if study.target:
+        var, value = study.target
+        s = AXES[var][0]
+        rows = [
+            [r["law"], r["how"], fmt(r["loss"]), fmt(r["lo"]), fmt(r["hi"])]
+            for r in target_predictions(study)
+        ]
+        out += f"\n\nPredicted loss at the study's target {s} = {value:.4g}:\n\n"
+        out += (
+            _table(["law", "evaluated", "loss_nats", "ci95_lo", "ci95_hi"], rows)
+            if rows
+            else f"no law in {s} was fitted ({study.why_missing(f'power_{var}')})."
+        )
+    return out
+
+
+def section_properties(study: Study, sim: dict, ind: dict[str, dict]) -> str:
+    lines = ["**Scale sensitivity** (does loss move with scale, and how fast):", ""]
+    lines += _sensitivity_lines(study) or ["- not measured: no law was fitted"]
+    lines += ["", "**Self-similarity** (do rescaled learning curves collapse?):", ""]
+    lines += [_similarity_line(sim)]
+    lines += ["", "**Scale independence** (is the exponent the same across the ladder?):", ""]
+    lines += [_independence_line(key, res) for key, res in ind.items()]
+    return "\n".join(lines)
+
+
+def _sensitivity_lines(study: Study) -> list[str]:
+    lines = [
+        f"- {r['law']} {r['name']} = {fmt(r['value'])} "
+        f"[{fmt(r['lo'])}, {fmt(r['hi'])}] ({verdict(r)})"
+        for r in exponents(study)
+    ]
+    for r in sensitivity(study):
+        s = AXES[r["var"]][0]
+        lines.append(
+            f"- at the largest rung ({s} = {fmt(r['at'])}), -d ln L / d ln {s} = "
+            f"{fmt(r['slope'], 3)}; 10x more {r['var']} takes the predicted loss "
+            f"from {fmt(r['loss'])} to {fmt(r['loss_10x'])} nats"
+        )
+    return lines
+
+
+def _similarity_line(sim: dict) -> str:
+    if "deviation" not in sim:
+        return f"- not measured: {sim.get('reason', '?')}"
+    gain = 1 - sim["deviation"] / sim["deviation_raw"] if sim["deviation_raw"] > 0 else 0
+    effect = f"{gain:.0%} of the spread removed" if gain >= 0 else "rescaling adds spread"
+    return (
+        f"- collapse deviation (mean std/mean across {len(sim['curves'])} runs over "
+        f"C(t)/C in [{sim['grid'][0]:.2g}, 1]): {fmt(sim['deviation'], 3)} after "
+        f"rescaling vs {fmt(sim['deviation_raw'], 3)} before ({effect}); "
+        f"E = {fmt(sim['E'])} ({sim['E_source']})"
+    )
+
+
+def _independence_line(key: str, res: dict) -> str:
+    if "value" not in res or "reason" in res:
+        return f"- {key}: not measured ({res.get('reason', '?')})"
+    parts = [f"full ladder {res['name']} = {fmt(res['value'])}"]
+    for kind, text in (
+        ("windows", f"windows of {res['width']} compute levels"),
+        ("loo", "one level left out"),
+    ):
+        if f"{kind}_std" in res:
+            lo, hi = res[f"{kind}_range"]
+            parts.append(
+                f"{len(res[kind])} {text}: std {fmt(res[f'{kind}_std'], 3)}, "
+                f"range [{fmt(lo)}, {fmt(hi)}]"
+            )
+    return f"- {key}: " + "; ".join(parts)
+
+
+# report-side flags for a poor fit; fit.py's own warnings (parameters at bounds, minima outside
+# the sampled sizes, bootstrap failures) are listed as they are
+POOR_FIT_RMS = 0.03  # rms of ln L - ln L_fit above 3%: the law misses the runs
+POOR_EXTRAPOLATION = 0.05  # held-out rung(s) predicted more than 5% off
+
+
+def section_warnings(study: Study, sim: dict) -> str:
+    lines = []
+    bad = study.runs[~study.runs["ok"]]
+    if len(bad):
+        lines.append(f"- diverged or without a loss (excluded from fits): {', '.join(bad['rung'])}")
+    for key, entry in study.laws.items():
+        if "skipped" in entry:
+            lines.append(f"- {key} not fitted: {entry['skipped']}")
+            continue
+        for w in entry.get("warnings") or []:
+            if "diverged" in w or "NaN loss" in w:
+                continue  # said once above
+            lines.append(f"- {key}: {w}")
+        r = np.asarray(entry.get("residuals_log") or [], dtype=float)
+        if len(r) and (rms := float(np.sqrt(np.mean(r**2)))) > POOR_FIT_RMS:
+            lines.append(
+                f"- {key}: poor fit, rms log residual {100 * rms:.3g}% (> {100 * POOR_FIT_RMS:g}%)"
+            )
+        err = (entry.get("extrapolation") or {}).get("max_abs_rel_error")
+        if err is not None and err > POOR_EXTRAPOLATION:
+            lines.append(
+                f"- {key}: extrapolation check misses the held-out rung(s) by up to "
+                f"{100 * err:.3g}% (> {100 * POOR_EXTRAPOLATION:g}%)"
+            )
+    if study.curves is None:
+        lines.append("- no curves.csv: learning curves and self-similarity not measured")
+    lines += [f"- left out of the curve collapse: {why}" for why in sim["skipped"]]
+    return "\n".join(lines) if lines else "None."
+
+
+def render(study: Study, sim: dict, ind: dict[str, dict], plots: dict[str, tuple]) -> str:
+    """report.md: `sim` and `ind` are collapse() and independence(); `plots` maps each plot's
+    file stem to its (category, caption)."""
+    name = (study.config or {}).get("study", "")
+    parts = [
+        f"# Scaling-law report{': ' + name if name else ''}",
+        "Every number below is read from runs.csv and fits.json (or computed from them by "
+        "ladder.fit); intervals are 95% bootstrap percentiles.",
+        "## Configuration in brief",
+        section_config(study),
+        "## Rungs",
+        section_runs(study),
+        "## Fitted laws",
+        section_laws(study),
+        "## Compute-optimal allocation",
+        section_allocation(study),
+        "## Extrapolation check",
+        section_extrapolation(study),
+        "## Scale properties",
+        section_properties(study, sim, ind),
+        "## Warnings",
+        section_warnings(study, sim),
+        "## Plots",
+        "\n\n".join(f"![{sub}]({stem}.png)" for stem, (_, sub) in plots.items()),
+    ]
+    return "\n\n".join(parts) + "\n"

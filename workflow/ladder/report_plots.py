@@ -1,0 +1,368 @@
+"""The plots of fitted laws: loss vs N, D and C; the compute frontier and compute-optimal N and
+D; the IsoFLOP profiles with their fitted parabolas; and the residuals of every law.
+
+Each `plot_*` returns a matplotlib Figure; a panel the data cannot support says what is missing.
+Curves, bands and allocations come from ladder.fit through ladder.report_data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+
+from ladder import fit
+from ladder.report_data import (
+    ALLOCATORS,
+    AXES,
+    Study,
+    allocation_band,
+    optimal_loss,
+    param_text,
+    spread,
+    target_predictions,
+)
+from ladder.report_figs import (
+    LOSS_LABEL,
+    clamp_loss_axis,
+    draw_law,
+    entropy_floor,
+    legend,
+    loglog,
+    mark_target,
+    missing,
+    new_figure,
+    note,
+    scatter_by,
+    solid_dashed,
+)
+
+# --------------------------------------------------------------------------------------------
+# loss vs parameters, tokens, compute
+
+
+def plot_loss_vs(study: Study, var: str):
+    """Rungs, the fitted power law (with and without offset) and the study's target."""
+    fig, (ax,) = new_figure()
+    x, loss = study.values(var), study.values_loss()
+    ok = study.runs["ok"].to_numpy() & np.isfinite(x) & (x > 0)
+    if not ok.any():
+        missing(ax, f"no finished rungs with a {study.column(var)} value")
+        return fig
+    colour_by = "tokens" if var == "params" else "params"
+    scatter_by(fig, ax, x[ok], loss[ok], study.values(colour_by)[ok], AXES[colour_by][1])
+    bad = ~study.runs["ok"].to_numpy() & np.isfinite(x) & np.isfinite(loss) & (x > 0)
+    if bad.any():
+        ax.scatter(x[bad], loss[bad], marker="x", color="r", zorder=3, label="diverged")
+    data_hi = x[ok].max()
+    hi = max(data_hi, study.target[1] if study.target and study.target[0] == var else 0) * 1.5
+    targets = {r["law"]: r for r in target_predictions(study)}
+    drawn = False
+    for key, colour in ((f"power_{var}", "C0"), (f"power_{var}_no_offset", "C1")):
+        if (entry := study.law(key)) is None:
+            continue
+        label = f"{entry.get('formula', key)}\n{param_text(entry)}"
+        draw_law(ax, entry, var, x[ok].min() / 1.5, hi, data_hi, colour, label)
+        drawn = True
+        if key in targets:
+            mark_target(ax, study.target[1], targets[key], colour)
+    if not drawn:
+        note(ax, "no fitted law: " + study.why_missing(f"power_{var}"))
+    entropy_floor(ax, study)
+    marks = [
+        v
+        for r in targets.values()
+        for v in (r["lo"], r["hi"], r["loss"])
+        if r["law"].startswith(f"power_{var}")
+    ]
+    clamp_loss_axis(ax, study, loss[ok], marks)
+    loglog(ax, f"{AXES[var][1]}  [{study.column(var)}]")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title(
+        f"Loss vs {AXES[var][1].split(' (')[0]} (dashed: extrapolated; band: 95%)", fontsize=10
+    )
+    legend(ax, fontsize=7, loc="best", framealpha=0.8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# the compute frontier and compute-optimal N and D
+
+
+def plot_compute_frontier(study: Study):
+    """Loss over compute with its lower envelope and laws; compute-optimal N and D lines."""
+    fig, (ax, ax2) = new_figure(2)
+    C = study.values("compute")
+    ok = study.runs["ok"].to_numpy() & np.isfinite(C) & (C > 0)
+    if not ok.any():
+        missing(ax, "no finished rungs with a compute value")
+        missing(ax2, "no finished rungs")
+        return fig
+    target = study.target[1] if study.target and study.target[0] == "compute" else 0
+    grid = np.geomspace(C[ok].min() / 1.5, max(C[ok].max(), target) * 1.5, 120)
+    _frontier_panel(fig, ax, study, ok, grid)
+    _allocation_panel(ax2, study, ok, grid)
+    return fig
+
+
+def _frontier_panel(fig, ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> None:
+    """Loss over compute: the rungs, their lower envelope, the frontier law and Chinchilla's
+    loss at its own compute-optimal N and D."""
+    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
+    scatter_by(fig, ax, C[ok], L[ok], N[ok], AXES["params"][1])
+    # the runs no cheaper run beats, as fit.py's frontier law sees them
+    front = np.flatnonzero(ok)[fit.frontier_mask(C[ok], L[ok], np.ones((1, ok.sum())))[0]]
+    front = front[np.argsort(C[front])]
+    ax.plot(C[front], L[front], "k-", lw=1, alpha=0.5, label="lower envelope of the rungs")
+    c_max = C[ok].max()
+    if (entry := study.law("frontier")) is not None:
+        label = "frontier law: " + param_text(entry, ("E", "alpha"))
+        draw_law(ax, entry, "compute", grid[0], grid[-1], c_max, "C3", label)
+    if (entry := study.allocation("chinchilla")) is not None:
+        mid, lo, hi = spread(entry, lambda p: optimal_loss(entry, grid, p))
+        label = "Chinchilla loss at compute-optimal N, D"
+        solid_dashed(ax, grid, mid, c_max, color="C0", lw=1.5, label=label)
+        if lo is not None:
+            ax.fill_between(grid, lo, hi, color="C0", alpha=0.12, lw=0)
+    marks = []
+    for row in target_predictions(study):
+        if row["law"] in ("frontier", "chinchilla"):
+            mark_target(ax, study.target[1], row, "C3" if row["law"] == "frontier" else "C0")
+            marks += [row["loss"], row["lo"], row["hi"]]
+    clamp_loss_axis(ax, study, L[ok], marks)
+    entropy_floor(ax, study)
+    loglog(ax, AXES["compute"][1])
+    legend(ax, fontsize=7)
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title("Compute frontier (dashed: extrapolated; bands: 95%)", fontsize=10)
+
+
+def _allocation_panel(ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> None:
+    """N_opt and D_opt against compute from every law that estimates them, over the rungs'
+    own N and D. A law without an allocation (e.g. the frontier of a fixed-token ladder, whose
+    slopes would describe the design) is named in a note instead."""
+    C, N, D = study.values("compute"), study.values("params"), study.values("tokens")
+    c_max = C[ok].max()
+    absent = []
+    for key, colour, name in ALLOCATORS:
+        if (entry := study.allocation(key)) is None:
+            absent.append(study.why_no_allocation(key))
+            continue
+        alloc = allocation_band(entry, grid)
+        for sym, ls in (("N", "-"), ("D", ":")):
+            mid, lo, hi = alloc[sym]
+            label = f"{sym}_opt, {name}"
+            solid_dashed(ax, grid, mid, c_max, color=colour, lw=2, ls=ls, label=label)
+            if lo is not None:
+                ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, lw=0)
+    ax.scatter(C[ok], N[ok], marker="o", color="0.45", s=14, label="rungs: N")
+    ax.scatter(C[ok], D[ok], marker="s", color="0.7", s=14, label="rungs: D")
+    if len(absent) == len(ALLOCATORS):
+        note(ax, "no compute-optimal allocation:\n" + "\n".join(absent))
+    loglog(ax, AXES["compute"][1])
+    legend(ax, fontsize=7)
+    ax.set_ylabel("parameters N, tokens D")
+    ax.set_title("Compute-optimal N (solid) and D (dotted)", fontsize=10)
+
+
+# --------------------------------------------------------------------------------------------
+# IsoFLOP profiles: the parabolas ladder fit fitted, their minima, and N_opt, D_opt(C)
+
+
+def plot_isoflop(study: Study):
+    """Loss vs N within each compute budget with the parabola fit.py fitted to it and its
+    minimum; the minima's N_opt and D_opt against compute and their power laws."""
+    fig, (ax, ax2) = new_figure(2)
+    entry = study.law("isoflop")
+    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
+    ok = study.runs["ok"].to_numpy() & np.isfinite(C) & (C > 0) & np.isfinite(N)
+    if not ok.any():
+        missing(ax, "no finished rungs with compute and parameter counts")
+        missing(ax2, study.why_missing("isoflop"))
+        return fig
+    minima = ((entry or {}).get("optimal_allocation") or {}).get("budgets") or []
+    labels = fit.budgets(C[ok], float(study.fit_meta.get("budget_tol", 0.25)))
+    lC = np.array([np.log(C[ok][labels == g]).mean() for g in np.unique(labels)])
+    norm = LogNorm(np.exp(lC.min()), np.exp(lC.max()) * 1.0001)
+    cmap = colormaps["plasma_r"]
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="compute budget C (FLOPs)")
+
+    def colour(c: float):
+        return cmap(norm(c))
+
+    parabolas = any("parabola" in m and m.get("points") for m in minima)
+    for g in np.unique(labels):
+        members = np.flatnonzero(ok)[labels == g]
+        members = members[np.argsort(N[members])]
+        # the runs, joined only when there is no fitted curve to show their shape
+        style = dict(ms=5, mec="k", mew=0.4, lw=0.8, ls="none" if parabolas else "-")
+        ax.plot(N[members], L[members], marker="o", color=colour(np.exp(lC[g])), **style)
+    if parabolas:
+        for i, m in enumerate(minima):
+            if "parabola" in m and m.get("points"):
+                _draw_parabola(ax, m, colour(m["C"]), gid=f"isoflop-parabola-{i}")
+        ax.plot([], [], color="0.4", lw=1.4, label="parabola fitted to the budget's window")
+    else:
+        _chinchilla_along_budgets(ax, study, np.flatnonzero(ok), labels, np.exp(lC), colour)
+    _draw_minima(ax, minima, colour)
+    loglog(ax, AXES["params"][1])
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title("IsoFLOP profiles: loss vs N at fixed compute", fontsize=10)
+    legend(ax, fontsize=7)
+    if entry is None:
+        missing(ax2, "no IsoFLOP fit:\n" + study.why_missing("isoflop"))
+    elif not minima:
+        missing(ax2, "fits.json lists no per-budget minima for isoflop")
+    else:
+        _isoflop_lines(ax2, study, entry, minima)
+    return fig
+
+
+def _draw_parabola(ax, m: dict, colour, gid: str) -> None:
+    """One budget's parabola from fits.json: solid over the sizes it was fitted on, dashed out
+    to its vertex where that lies beyond them, so the minimum's star sits on the curve."""
+    fitted = [p["N"] for p in m["points"]]
+    lo, hi = min(fitted), max(fitted)
+    ends = min(lo, m["N_opt"]), max(hi, m["N_opt"])
+    xs = np.unique(np.concatenate([np.geomspace(*ends, 100), [lo, hi, m["N_opt"]]]))
+    ys = fit.isoflop_parabola(m, xs)
+    inside = (xs >= lo) & (xs <= hi)
+    ax.plot(xs[inside], ys[inside], color=colour, lw=1.4, gid=gid)
+    for beyond in (xs <= lo, xs >= hi):
+        if beyond.sum() > 1:
+            ax.plot(xs[beyond], ys[beyond], color=colour, lw=1.2, ls="--", gid=gid)
+
+
+def _chinchilla_along_budgets(ax, study: Study, idx, labels, budget_C, colour) -> None:
+    """The fallback for a fits.json without parabolas (written before they were stored, or
+    with no isoflop fit): the fitted Chinchilla law along each budget's line D = C / (c N)."""
+    chin = study.law("chinchilla")
+    if chin is None:
+        return
+    c_per = (chin.get("optimal_allocation") or {}).get("flops_per_param_token", 6.0)
+    N = study.values("params")
+    for g in np.unique(labels):
+        members = idx[labels == g]
+        if len(members) < 3:
+            continue
+        ns = np.geomspace(N[members].min() / 1.3, N[members].max() * 1.3, 80)
+        loss = fit.predict(chin, N=ns, D=budget_C[g] / (c_per * ns))
+        ax.plot(ns, loss, color=colour(budget_C[g]), lw=1.2, alpha=0.7)
+    ax.plot([], [], color="0.4", lw=1.2, label="Chinchilla law along each budget")
+
+
+def _draw_minima(ax, minima: list[dict], colour) -> None:
+    """Each budget's fitted minimum as a star; hollow and red-edged when it lies outside the
+    sizes the budget sampled (its N_opt is extrapolated)."""
+    for m in minima:
+        inside = m.get("in_range", True)
+        face, edge = (colour(m["C"]), "k") if inside else ("w", "r")
+        ax.scatter(
+            [m["N_opt"]], [m["loss"]], marker="*", s=160, zorder=4, lw=1, color=face, edgecolor=edge
+        )
+    if minima:
+        ax.scatter([], [], marker="*", s=120, color="0.5", edgecolor="k", label="fitted minimum")
+    if any(not m.get("in_range", True) for m in minima):
+        label = "minimum outside the sampled sizes"
+        ax.scatter([], [], marker="*", s=120, color="w", edgecolor="r", label=label)
+
+
+def _isoflop_lines(ax, study: Study, entry: dict, minima: list[dict]) -> None:
+    """The minima's N_opt and D_opt against compute, with the fitted power laws and bands."""
+    Cm = np.array([m["C"] for m in minima])
+    target = study.target[1] if study.target and study.target[0] == "compute" else 0
+    grid = np.geomspace(Cm.min() / 2, max(Cm.max(), target) * 2, 80)
+    alloc = allocation_band(entry, grid)
+    for sym, colour, key in (("N", "C2", "N_opt"), ("D", "C4", "D_opt")):
+        mid, lo, hi = alloc[sym]
+        exponent = "a" if sym == "N" else "b"
+        ci = (entry.get("ci95") or {}).get(exponent)
+        text = f"{key} ∝ C^{entry['params'][exponent]:.3g}" + (
+            f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+        )
+        solid_dashed(ax, grid, mid, Cm.max(), color=colour, lw=2, label=text)
+        if lo is not None:
+            ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, lw=0)
+        ax.scatter(Cm, [m[key] for m in minima], color=colour, edgecolor="k", zorder=3)
+    loglog(ax, AXES["compute"][1])
+    ax.set_ylabel("compute-optimal N, D")
+    ax.set_title("Minima per budget and their power laws (band: 95%)", fontsize=10)
+    legend(ax, fontsize=8)
+
+
+# --------------------------------------------------------------------------------------------
+# residuals
+
+
+def _residual_x(study: Study, entry: dict) -> tuple[np.ndarray | None, str]:
+    """Where to place each residual: the law's variable (compute for two-variable laws) at
+    the rungs it was fitted on, or the budget's compute for isoflop (one residual per budget)."""
+    if entry.get("law") == "isoflop":
+        budgets = (entry.get("optimal_allocation") or {}).get("budgets") or []
+        if len(budgets) == len(entry["residuals_log"]):
+            return np.array([b["C"] for b in budgets], dtype=float), AXES["compute"][1]
+        return None, ""
+    var = entry["x"] if isinstance(entry.get("x"), str) else "compute"
+    by_rung = study.runs.set_index("rung")
+    rows = entry.get("rows") or []
+    if len(rows) != len(entry["residuals_log"]) or not all(r in by_rung.index for r in rows):
+        return None, ""
+    x = pd.to_numeric(by_rung.loc[rows, study.column(var)], errors="coerce")
+    return x.to_numpy(dtype=float), AXES[var][1]
+
+
+def plot_residuals(study: Study):
+    """ln L - ln L_fit at every fitted rung, one panel per law (no-offset variants share their
+    law's panel)."""
+    groups = [
+        k
+        for k in study.laws
+        if study.law(k) and study.laws[k].get("residuals_log") and not k.endswith("_no_offset")
+    ]
+    groups += [
+        k
+        for k in study.laws
+        if k.endswith("_no_offset") and study.law(k) and k.removesuffix("_no_offset") not in groups
+    ]
+    if not groups:
+        fig, (ax,) = new_figure()
+        missing(ax, "no fitted law has residuals (every law was skipped)")
+        return fig
+    ncols = min(4, len(groups))
+    fig, axes = new_figure(ncols, -(-len(groups) // ncols), width=4.2, height=3.4)
+    for ax, key in zip(axes, groups, strict=False):
+        for k, colour in ((key, "C0"), (f"{key}_no_offset", "C1")):
+            entry = study.law(k)
+            if entry is None or not entry.get("residuals_log"):
+                continue
+            r = np.asarray(entry["residuals_log"], dtype=float)
+            x, label = _residual_x(study, entry)
+            if x is None:
+                x, label = np.arange(len(r)), "fitted point"
+            else:
+                ax.set_xscale("log")
+            ax.scatter(
+                x,
+                100 * r,
+                s=18,
+                color=colour,
+                edgecolor="k",
+                lw=0.4,
+                label=f"{k}: rms {100 * np.sqrt(np.mean(r**2)):.2f}%",
+            )
+            ax.set_xlabel(label, fontsize=8)
+        ax.axhline(0, color="k", lw=1)
+        what = (
+            "ln N_opt - fit (%)"
+            if study.laws[key].get("law") == "isoflop"
+            else "ln L - ln L_fit (%)"
+        )
+        ax.set_ylabel(what, fontsize=8)
+        ax.set_title(key, fontsize=9)
+        legend(ax, fontsize=7)
+        ax.grid(True, alpha=0.25)
+    for ax in axes[len(groups) :]:
+        ax.axis("off")
+    return fig
