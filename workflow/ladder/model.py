@@ -19,6 +19,7 @@ Conventions (kept in plan.csv, train.json and runs.csv so any convention can be 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 FAMILIES = ("llama", "gpt2", "bert")
@@ -143,10 +144,20 @@ def build_model(s: ModelShape, seed: int):
     import transformers as tf
 
     torch.manual_seed(seed)
-    cls = tf.BertForMaskedLM if s.family == "bert" else tf.AutoModelForCausalLM
     if s.family == "bert":
-        return cls(hf_config(s))
-    return cls.from_config(hf_config(s))
+        return tf.BertForMaskedLM(hf_config(s))
+    model = tf.AutoModelForCausalLM.from_config(hf_config(s))
+    if s.family == "llama":
+        # Scale the init of the projections that write into the residual stream by
+        # 1/sqrt(2·n_layer), as GPT-2 does (Radford et al. 2019, §2.3; HF's GPT-2 init does
+        # it, HF's Llama init does not): without it deeper rungs start with a residual
+        # stream that grows with depth and, on short budgets, train measurably worse.
+        std = model.config.initializer_range / math.sqrt(2 * s.n_layer)
+        with torch.no_grad():
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight.normal_(0.0, std)
+                layer.mlp.down_proj.weight.normal_(0.0, std)
+    return model
 
 
 def shape_dict(s: ModelShape) -> dict:
