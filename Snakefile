@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The default study, unless a study is given with --configfile (which then replaces it,
+# rather than being merged into it key by key as Snakemake would by default).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -15,8 +19,8 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/sweep.smk"
-include: "workflow/rules/wsd.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/wsd.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/report.smk"
 

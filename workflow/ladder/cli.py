@@ -16,6 +16,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "corpus": ("ladder.data", "build corpus/{train,val}.parquet from the study's source"),
     "tokenizer": ("ladder.tokenize", "train or load the tokenizer"),
     "encode": ("ladder.tokenize", "encode the corpus into tokens/{train,val}.bin"),
+    "launch": ("ladder.devices", "run a command on its own GPU(s) (CUDA_VISIBLE_DEVICES)"),
     "train": ("ladder.train", "train one rung"),
     "evaluate": ("ladder.evaluate", "held-out loss and bits/byte of one rung"),
     "tune": ("ladder.tune", "choose a size's learning rate/batch from its sweep runs"),

@@ -98,3 +98,10 @@ def wsd_previous(wildcards):
     if not before:
         return []
     return [wsd_state(wildcards.wsd_size, max(before, key=stops.get))]
+
+
+def for_branch(resource):
+    """A resource function of training, for a WSD segment (sized like its branch)."""
+    from types import SimpleNamespace
+
+    return lambda wildcards: resource(SimpleNamespace(rung=wildcards.branch))

@@ -1,8 +1,18 @@
 # One training job and one evaluation job per rung.
+# Both run under `ladder launch`, which gives each job its own GPU(s) through
+# CUDA_VISIBLE_DEVICES (Snakemake counts GPUs but does not assign them). The resources
+# are what a workstation schedules on (gpu_percent) and what SLURM is asked for (gpu,
+# cpus_per_task, mem_mb, runtime); none of them changes a result (docs/cluster.md).
+from ladder import devices
+
+TRAIN_RESOURCES = devices.job_resources("train", RUNGS, STUDY)
+EVAL_RESOURCES = devices.job_resources("evaluate", RUNGS, STUDY)
 
 
 rule train:
     input:
+        spec=f"{RESULTS}/runs/{{rung}}/rung.json",
+        init=wsd_init,
         train=f"{TOKENS}/train.bin",
         val=f"{TOKENS}/val.bin",
         meta=f"{TOKENS}/meta.json",
@@ -18,18 +28,20 @@ rule train:
         "../envs/ladder.yaml"
     threads: rung_threads
     resources:
-        gpu=rung_gpus,
+        **TRAIN_RESOURCES,
     params:
-        rung=rung_json,
         tokens=lambda w, input: os.path.dirname(input.meta),
         run_dir=lambda w, output: os.path.dirname(output.summary),
+        init=lambda w, input: f"--init-state {input.init}" if input.init else "",
     shell:
-        "ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
-        " --out-dir {params.run_dir} > {log} 2>&1"
+        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
+        " --out-dir {params.run_dir} {params.init} > {log} 2>&1"
 
 
 rule evaluate:
     input:
+        spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         model=f"{RESULTS}/runs/{{rung}}/model",
         val=f"{TOKENS}/val.bin",
         meta=f"{TOKENS}/meta.json",
@@ -40,12 +52,14 @@ rule evaluate:
     conda:
         "../envs/ladder.yaml"
     threads: rung_threads
+    resources:
+        **EVAL_RESOURCES,
     params:
-        rung=rung_json,
         tokens=lambda w, input: os.path.dirname(input.meta),
         max_tokens=STUDY["eval"]["max_tokens"],
         batch_size=STUDY["eval"]["batch_size"],
     shell:
-        "ladder evaluate --rung-json {params.rung:q} --model-dir {input.model}"
+        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        " ladder evaluate --rung-json @{input.spec} --model-dir {input.model}"
         " --tokens-dir {params.tokens} --max-tokens {params.max_tokens}"
         " --batch-size {params.batch_size} --out {output} > {log} 2>&1"

@@ -15,6 +15,8 @@ rule wsd_segment:
     conda:
         "../envs/ladder.yaml"
     threads: lambda w: WSD[w.wsd_size]["stable"].threads
+    resources:
+        **{name: for_branch(f) for name, f in TRAIN_RESOURCES.items()},
     params:
         rung=lambda w: WSD[w.wsd_size]["stable"].to_json(),
         stop=lambda w: WSD[w.wsd_size]["stops"][w.branch],
@@ -22,6 +24,7 @@ rule wsd_segment:
         run_dir=lambda w, output: os.path.dirname(output[0]),
         init=lambda w, input: f"--init-state {input.previous}" if input.previous else "",
     shell:
-        "ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
+        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        " ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
         " --out-dir {params.run_dir} {params.init} --stop-step {params.stop}"
         " --state-out {output} > {log} 2>&1"

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# A throwaway one-node SLURM cluster on this machine, for the tests and for trying the
+# SLURM profile without a real cluster. Needs root and Debian's slurm-wlm + munge
+# (`apt-get install slurm-wlm munge`); runs without systemd.
+#
+#   scripts/slurm/cluster.sh start    # munge, slurmctld, slurmd; waits until the node is idle
+#   scripts/slurm/cluster.sh status   # sinfo + squeue
+#   scripts/slurm/cluster.sh stop     # cancels jobs, stops the daemons it started
+#
+# State and logs go to LADDER_SLURM_DIR (default /tmp/ladder-slurm). The config goes to
+# /etc/slurm/slurm.conf, where every SLURM command looks (SLURM_CONF would not do: the
+# Snakemake plugin clears SLURM_* variables before its srun), and it refuses to replace
+# a slurm.conf it did not write; `stop` removes it again.
+# The node advertises LADDER_SLURM_GPUS (default 1) fake GPUs (gres on /dev/null, ...) so
+# GPU requests can be scheduled; jobs that get one see CUDA_VISIBLE_DEVICES=0 and, with no
+# real GPU, train on the CPU.
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # the daemons live in sbin, not always on PATH
+
+DIR="${LADDER_SLURM_DIR:-/tmp/ladder-slurm}"
+CONF=/etc/slurm/slurm.conf
+GRES=/etc/slurm/gres.conf
+MARK="# written by scripts/slurm/cluster.sh"
+FAKE_GPUS="${LADDER_SLURM_GPUS:-1}"
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+write_conf() {
+    local node host
+    host="$(hostname -s)"
+    # `slurmd -C` prints this machine's NodeName line: CPUs and RealMemory. Without
+    # RealMemory every job that asks for memory is refused.
+    node="$(slurmd -C | head -n 1)"
+    [[ "$node" == NodeName=* ]] || die "slurmd -C printed no NodeName line: $node"
+    for f in "$CONF" "$GRES"; do
+        if [[ -f "$f" ]] && ! grep -qF "$MARK" "$f"; then
+            die "$f exists and was not written by this script; not replacing it"
+        fi
+    done
+    mkdir -p "$DIR"/{state,spool,log} "$(dirname "$CONF")"
+    # one fake device file per GPU: each must be distinct for SLURM to count them
+    local files=(/dev/null /dev/zero /dev/full /dev/urandom)
+    ((FAKE_GPUS >= 1 && FAKE_GPUS <= ${#files[@]})) || die "LADDER_SLURM_GPUS must be 1..4"
+    echo "$MARK" >"$GRES"
+    for ((i = 0; i < FAKE_GPUS; i++)); do
+        echo "Name=gpu File=${files[$i]}" >>"$GRES"
+    done
+    cat >"$CONF" <<CONF
+$MARK: a one-node test cluster (no systemd, no cgroups, no accounting database)
+ClusterName=ladder
+SlurmctldHost=$host
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+SlurmctldPort=${LADDER_SLURMCTLD_PORT:-6817}
+SlurmdPort=${LADDER_SLURMD_PORT:-6818}
+# no cgroups here: track processes through /proc, bind nothing
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+# no slurmdbd: sacct cannot work, so Snakemake must poll squeue (profiles/slurm)
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MailProg=/bin/true
+# finished jobs stay visible to squeue for 5 minutes (the plugin needs >= 3x its first
+# status delay to trust squeue)
+MinJobAge=300
+# seconds between SIGTERM and SIGKILL when a job is cancelled, preempted or timed out
+KillWait=30
+ReturnToService=2
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# without a per-CPU default one job would take the whole node's memory
+DefMemPerCPU=1000
+GresTypes=gpu
+$node Gres=gpu:$FAKE_GPUS State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+running() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start() {
+    command -v slurmctld >/dev/null || die "slurm-wlm is not installed (apt-get install slurm-wlm munge)"
+    [[ $EUID -eq 0 ]] || die "must run as root (SlurmUser=root)"
+    if running "$DIR/slurmctld.pid" && running "$DIR/slurmd.pid"; then
+        echo "cluster already running ($CONF)"
+        return 0
+    fi
+    write_conf
+    # munge: the key exists after install; start it only if it is not running
+    if ! munge -n </dev/null >/dev/null 2>&1; then
+        service munge start >/dev/null 2>&1 || munged --force
+        touch "$DIR/munge.ours"
+        for _ in $(seq 50); do munge -n </dev/null >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+    slurmctld -f "$CONF"
+    slurmd -f "$CONF"
+    for _ in $(seq 100); do
+        state="$(sinfo -h -o %t 2>/dev/null || true)"
+        if [[ "$state" == idle* ]]; then
+            echo "cluster up: node $(hostname -s) $state ($CONF, logs in $DIR/log)"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "--- slurmctld.log" >&2; tail -20 "$DIR/log/slurmctld.log" >&2 || true
+    echo "--- slurmd.log" >&2; tail -20 "$DIR/log/slurmd.log" >&2 || true
+    die "node did not become idle in 20 s (state: ${state:-none})"
+}
+
+stop() {
+    grep -qF "$MARK" "$CONF" 2>/dev/null || { echo "no cluster of ours is running"; return 0; }
+    if running "$DIR/slurmctld.pid"; then
+        # let cancelled jobs end (SIGTERM, then SIGKILL after KillWait) before the
+        # daemons go, so no job process outlives the cluster
+        scancel --full --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 200); do
+            [[ -z "$(squeue -h -t PD,R,CG,S 2>/dev/null)" ]] && break
+            sleep 0.2
+        done
+    fi
+    for daemon in slurmd slurmctld; do
+        pidfile="$DIR/$daemon.pid"
+        if running "$pidfile"; then
+            pid="$(cat "$pidfile")"
+            kill "$pid"
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+        fi
+        rm -f "$pidfile"
+    done
+    if [[ -f "$DIR/munge.ours" ]]; then
+        service munge stop >/dev/null 2>&1 || true
+        rm -f "$DIR/munge.ours"
+    fi
+    for f in "$CONF" "$GRES"; do
+        grep -qF "$MARK" "$f" 2>/dev/null && rm -f "$f"
+    done
+    echo "cluster stopped"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) sinfo && squeue --states=all ;;
+*) die "usage: $0 start|stop|status" ;;
+esac
