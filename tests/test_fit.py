@@ -579,3 +579,28 @@ def test_missing_file_and_too_few_points_for_chinchilla(tmp_path, capsys):
         capsys, write(table(N, D, chinchilla_loss(N, D)), tmp_path), "--law", "chinchilla"
     )
     assert code == 2 and "4 runs for 5 parameters" in err
+
+
+def test_chinchilla_is_skipped_where_the_design_cannot_identify_it():
+    """D ∝ N, or no more runs than parameters (+1), leave nothing to estimate uncertainty
+    from: `all` records why instead of reporting a fit with zero-width intervals."""
+    from ladder.fit import fit_table
+
+    N = np.geomspace(1e5, 1e8, 8)
+    D = 20 * N  # one tokens-per-parameter ratio
+    loss = 1.7 + 400 / N**0.34 + 410 / D**0.28
+    laws = fit_table(
+        pd.DataFrame({"params_non_embedding": N, "tokens": D, "loss_nats": loss}),
+        laws="all",
+        bootstrap=0,
+    )["laws"]
+    assert "tokens per parameter" in laws["chinchilla"]["skipped"]
+    assert "tokens per parameter" in laws["kaplan"]["skipped"]
+    few = pd.DataFrame(
+        {
+            "params_non_embedding": N[:6],
+            "tokens": np.geomspace(1e6, 1e9, 6)[::-1],
+            "loss_nats": loss[:6],
+        }
+    )
+    assert "needs 7" in fit_table(few, laws="all", bootstrap=0)["laws"]["chinchilla"]["skipped"]

@@ -131,6 +131,14 @@ def support(law: Law, runs: Runs, tol: float = 0.25) -> str | None:
             found = distinct(runs.var(var))
             if found < 3:
                 return f"needs at least 3 distinct {var} values (5% apart); found {found}"
+        if len(runs) < n_params + 2:
+            # with (almost) no residual degrees of freedom every bootstrap resample that
+            # fits at all reproduces the same runs: intervals would be zero-width, not small
+            return f"{len(runs)} runs for {n_params} parameters (needs {n_params + 2})"
+        # D ∝ N (one tokens-per-parameter ratio) leaves N's and D's terms unidentifiable:
+        # any split of the decline between them fits equally well
+        if distinct(runs.D / runs.N) < 2:
+            return "every run has the same tokens per parameter, so N and D cannot be told apart"
     elif law.law == "isoflop":
         found = _usable_budgets(runs, tol)
         if found < 2:

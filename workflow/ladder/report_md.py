@@ -160,7 +160,7 @@ def section_extrapolation(study: Study) -> str:
                     ex.get("quantity", "loss_nats"),
                     fmt(h["observed"]),
                     fmt(h["predicted"]),
-                    fmt(100 * h["rel_error"], 3),
+                    "–" if h["rel_error"] is None else fmt(100 * h["rel_error"], 3),
                     f"fit on {ex.get('n_fit', '?')} runs",
                 ]
             )
