@@ -15,7 +15,7 @@ rule aggregate:
         "../envs/ladder.yaml"
     params:
         runs_dir=lambda w, input: os.path.dirname(os.path.dirname(input.train[0])),
-        rungs=json.dumps([RUNGS[r].row() for r in RUNGS], sort_keys=True),
+        rungs=json.dumps([RUNGS[r].row() for r in LADDER], sort_keys=True),
     shell:
         "ladder aggregate --rungs-json {params.rungs:q} --runs-dir {params.runs_dir}"
         " --out {output.runs} --curves {output.curves} > {log} 2>&1"
