@@ -482,13 +482,20 @@ def train(
                     f" | ETA {fmt_time((r.steps - done) * r.batch_tokens / max(rate, 1e-9))}",
                     flush=True,
                 )
-            if caught:
+            stop = caught[0] if caught else 0
+            if ddp:
+                # ranks may see the signal at different steps: agree, so that all stop
+                # after the same step and none waits forever in the next all-reduce
+                flag = torch.tensor([float(stop)], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop = int(flag.item())
+            if stop:
                 train_s += time.perf_counter() - t_train
                 if master:
                     checkpoint(done)
-                    name = signal.Signals(caught[0]).name
+                    name = signal.Signals(stop).name
                     print(f"{r.id}: {name} at step {done}; checkpoint saved", flush=True)
-                return 128 + caught[0]
+                return 128 + stop
             if master and time.monotonic() - last_ckpt >= r.checkpoint_minutes * 60:
                 train_s += time.perf_counter() - t_train
                 checkpoint(done)
