@@ -25,6 +25,17 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/report.smk"
 
 
+# Bookkeeping that takes seconds runs where Snakemake runs, never as a cluster job.
+localrules:
+    all,
+    plan,
+    rung_spec,
+    tune,
+    aggregate,
+    fit,
+    report,
+
+
 rule all:
     input:
         f"{RESULTS}/plan.csv",
