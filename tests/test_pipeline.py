@@ -126,3 +126,18 @@ def test_config_error_stops_before_any_job(tmp_path):
     out = proc.stdout + proc.stderr
     assert "model.family" in out and "llama, gpt2, bert" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_report_files_and_snakemake_report(study):
+    report = study / "results/tiny/report"
+    md = (report / "report.md").read_text()
+    runs = list(csv.DictReader((study / "results/tiny/runs.csv").open()))
+    assert all(r["rung"] in md for r in runs)
+    for stem in ("loss_vs_params", "learning_curves", "scale_sensitivity", "residuals"):
+        assert (report / f"{stem}.png").stat().st_size > 5000
+        assert "<svg" in (report / f"{stem}.svg").read_text()[:2000]
+    html = study / "report.html"
+    proc = snakemake(study, "--report", str(html))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = html.read_text(errors="replace")
+    assert html.stat().st_size > 50_000 and "loss_vs_params" in text

@@ -279,7 +279,23 @@ def train_step(step_model, opt, scaler, autocast, batches, scale: float, r: Rung
 # ----------------------------------------------------------------------------- training
 
 
-def train(
+def train(r: Rung, *args, **kwargs) -> int:
+    """Train rung `r` into out_dir (see `_train`). SIGTERM/SIGUSR1 are caught from the very
+    start: one that arrives while the job is still loading is acted on after its first
+    step (checkpoint, exit 128+signal), instead of killing a job that could have resumed."""
+    caught: list[int] = []
+    handlers = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGUSR1)
+    }
+    try:
+        return _train(r, *args, caught=caught, **kwargs)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _train(
     r: Rung,
     tokens_dir: str,
     out_dir: str,
@@ -288,10 +304,13 @@ def train(
     init_state: str | None = None,
     stop_step: int | None = None,
     state_out: str | None = None,
+    caught: list[int] | None = None,
 ) -> int:
     """Train rung `r` into out_dir. A WSD stable segment passes `stop_step` and `state_out`
     (train to that step, save the full state there, write no model); a cooldown branch
-    passes `init_state` (start from such a state unless its own checkpoint is newer)."""
+    passes `init_state` (start from such a state unless its own checkpoint is newer).
+    `caught` collects the signals received; they are acted on at the end of a step."""
+    caught = [] if caught is None else caught
     t_start = time.time()
     end = r.steps if stop_step is None else stop_step
     if not 0 < end <= r.steps:
@@ -390,12 +409,6 @@ def train(
     n_val = max(1, len(v_in) // micro) * micro if len(v_in) >= micro else len(v_in)
     v_in, v_lab = v_in[:n_val], v_lab[:n_val]
     evals = eval_steps(r)
-
-    # signals: remember, act at the end of the current step (never mid-update)
-    caught: list[int] = []
-    handlers = {}
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        handlers[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
 
     fpt = flops_per_token(r.shape)
     peak = peak_flops(device)
@@ -504,8 +517,6 @@ def train(
         flush()
         train_s += time.perf_counter() - t_train
     finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
         if ddp:
             torch.distributed.destroy_process_group()
 
