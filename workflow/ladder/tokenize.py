@@ -32,7 +32,6 @@ class TokenizerError(ValueError):
 def train_bpe(texts: list[str], vocab_size: int, min_frequency: int):
     """A GPT-2-style byte-level BPE: every byte is in the alphabet, so any text round-trips."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -45,7 +44,15 @@ def train_bpe(texts: list[str], vocab_size: int, min_frequency: int):
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    # clean_up_tokenization_spaces would rewrite " ." to "." on decode: keep text exact
+    return _hf_tokenizer(tok)
+
+
+def _hf_tokenizer(tok):
+    """A `tokenizers` object as an HF tokenizer with Ladder's special tokens, so
+    save_pretrained / AutoTokenizer.from_pretrained work. clean_up_tokenization_spaces
+    would rewrite " ." to "." on decode: off, to keep text exact."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=EOS,
@@ -59,7 +66,6 @@ def symbol_tokenizer(n_symbols: int):
     """One token per synthetic symbol (ids 2..n+1 after EOS and MASK), no merges, so the
     source's entropy per symbol is its entropy per token."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     from ladder.data import SYMBOL_BASE
 
@@ -67,13 +73,7 @@ def symbol_tokenizer(n_symbols: int):
     tok = Tokenizer(models.WordLevel(vocab, unk_token=EOS))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()  # join symbols without spaces
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=EOS,
-        bos_token=EOS,
-        mask_token=MASK,
-        clean_up_tokenization_spaces=False,
-    )
+    return _hf_tokenizer(tok)
 
 
 def load_pretrained(name: str, vocab_size: int):
