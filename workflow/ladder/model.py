@@ -20,7 +20,7 @@ Conventions (kept in plan.csv, train.json and runs.csv so any convention can be 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 FAMILIES = ("llama", "gpt2", "bert")
 # HF's own defaults: Llama unties its output head, GPT-2 and BERT tie it.
@@ -158,10 +158,6 @@ def build_model(s: ModelShape, seed: int):
                 layer.self_attn.o_proj.weight.normal_(0.0, std)
                 layer.mlp.down_proj.weight.normal_(0.0, std)
     return model
-
-
-def shape_dict(s: ModelShape) -> dict:
-    return asdict(s)
 
 
 def count_params(model, s: ModelShape) -> dict[str, int]:

@@ -50,10 +50,6 @@ def rung_threads(wildcards):
     return RUNGS[wildcards.rung].threads
 
 
-def rung_gpus(wildcards):
-    return RUNGS[wildcards.rung].gpus
-
-
 def data_inputs(wildcards):
     """Local data files are inputs, so editing one rebuilds the corpus."""
     import glob
