@@ -26,9 +26,9 @@ import time
 import numpy as np
 import torch
 
-from ladder.config import Rung
 from ladder.evaluate import LossModel, autocast_for, resolve_device, resolve_precision
 from ladder.model import ModelShape, build_model, default_d_ff, flops_per_token, param_groups
+from ladder.plan import Rung
 from ladder.train import make_optimizer, peak_flops, resolve_compile, to_device, train_step
 
 # (family, n_layer, d_model, n_head): the reference shapes on GPU, small ones on CPU

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from ladder.config import ConfigError, format_count, load_config, plan, plan_csv
+from ladder.config import ConfigError, load_config
 from ladder.model import flops_per_token, param_groups
+from ladder.plan import format_count, plan, plan_csv
 
 
 def merged(base: dict, **sections) -> dict:

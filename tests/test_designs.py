@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from ladder.config import deepseek_hparams, load_config, plan, shape_for_params
+from ladder.config import load_config
 from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
 from ladder.model import flops_per_token, param_groups
+from ladder.plan import deepseek_hparams, plan, shape_for_params
 from tests.test_config import merged
 from tests.test_pipeline import planned_jobs, snakemake
 
@@ -119,7 +120,7 @@ def test_wsd_branches_continue_the_stable_run_exactly(tmp_path):
     import torch
 
     from ladder import train as T
-    from ladder.config import wsd_plan
+    from ladder.plan import wsd_plan
     from tests.test_train import make_shards
 
     torch.set_num_threads(1)

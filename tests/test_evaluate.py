@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import ladder.evaluate as E
-from ladder.config import Rung, load_config, plan
+from ladder.config import load_config
 from ladder.model import build_model
+from ladder.plan import Rung, plan
 
 torch.set_num_threads(1)
 VOCAB = 300

@@ -235,7 +235,8 @@ def test_killed_rung_resumes_and_equals_an_uninterrupted_run(tiny_runs, tmp_path
         train={"checkpoint_minutes": 0.01},
         cluster={"mem_mb": 2000, "min_runtime_min": 5},
     )
-    from ladder.config import load_config, plan
+    from ladder.config import load_config
+    from ladder.plan import plan
 
     (rung,) = plan(load_config(config))
     run = tmp_path / f"results/tiny/runs/{rung.id}"

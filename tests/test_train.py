@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from ladder import train as T
-from ladder.config import Rung, load_config, plan
+from ladder.config import load_config
 from ladder.evaluate import LossModel
 from ladder.model import param_groups
+from ladder.plan import Rung, plan
 
 torch.set_num_threads(1)
 VOCAB = 300

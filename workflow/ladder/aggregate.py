@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ladder.config import write_atomic
+from ladder.artifacts import write_text
 
 # train.json / eval.json keys copied into runs.csv (plan columns come from the rung)
 TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_size", "steps")
@@ -73,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder aggregate: error: missing {', '.join(missing)}", file=sys.stderr)
         return 2
     table = pd.DataFrame([rung_row(r, runs_dir / r["id"]) for r in plan_rows])
-    write_atomic(args.out, table.to_csv(index=False))
+    write_text(args.out, table.to_csv(index=False))
     if args.curves:
         ids = [r["id"] for r in plan_rows]
-        write_atomic(args.curves, curves(ids, runs_dir).to_csv(index=False))
+        write_text(args.curves, curves(ids, runs_dir).to_csv(index=False))
     n_bad = int(table["diverged"].sum())
     print(f"aggregated {len(table)} rungs into {args.out} ({n_bad} diverged)")
     return 0

@@ -12,7 +12,7 @@ import sys
 
 # subcommand -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
-    "plan": ("ladder.config", "expand a study config into rungs; write plan.csv"),
+    "plan": ("ladder.plan", "expand a study config into rungs; write plan.csv"),
     "corpus": ("ladder.data", "build corpus/{train,val}.parquet from the study's source"),
     "tokenizer": ("ladder.tokenize", "train or load the tokenizer"),
     "encode": ("ladder.tokenize", "encode the corpus into tokens/{train,val}.bin"),

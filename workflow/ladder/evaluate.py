@@ -34,8 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ladder.config import Rung, write_atomic
+from ladder.artifacts import write_text
 from ladder.model import FAMILIES
+from ladder.plan import Rung
 
 IGNORE = -100  # label of positions without a target (PyTorch's ignore_index)
 EVAL_MASK_SEED = 20190524  # fixed BERT eval masking, shared by every rung and study
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         "precision": precision,
         "wall_s": time.time() - t0,
     }
-    write_atomic(args.out, json.dumps(out, indent=2) + "\n")
+    write_text(args.out, json.dumps(out, indent=2) + "\n")
     print(
         f"{rung.id}: val loss {loss:.4f} nats/token, {out['bits_per_byte']:.4f} bits/byte "
         f"over {count} tokens"

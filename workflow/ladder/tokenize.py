@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ladder.config import write_atomic
+from ladder.artifacts import write_text
 from ladder.data import read_texts
 
 EOS, MASK = "<|endoftext|>", "<|mask|>"
@@ -224,7 +224,7 @@ def main_encode(argv: list[str] | None = None) -> int:
             f"{s['tokens_per_s']:,} tokens/s",
             flush=True,
         )
-    write_atomic(out / "meta.json", json.dumps(meta, indent=2) + "\n")  # last: marks done
+    write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")  # last: marks done
     return 0
 
 

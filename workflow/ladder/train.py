@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ladder.config import Rung, format_count, write_atomic
+from ladder.artifacts import write_text
 from ladder.evaluate import (
     IGNORE,
     DataError,
@@ -57,6 +57,7 @@ from ladder.evaluate import (
     val_slice,
 )
 from ladder.model import build_model, count_params, flops_per_token, param_groups
+from ladder.plan import Rung, format_count
 
 LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
 # Rung fields that change how a run executes but not what it computes: a checkpoint
@@ -537,7 +538,7 @@ def _train(
         shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     replace_dir(tmp, out / "model")
-    write_atomic(out / "train_log.csv", log_csv(rows))
+    write_text(out / "train_log.csv", log_csv(rows))
     train_s_total = train_s_before + train_s
     tokens_run = (r.steps - resumed_from) * r.batch_tokens
     rate = tokens_run / train_s if train_s > 0 else None
@@ -567,7 +568,7 @@ def _train(
         "resumed_from_step": resumed_from,
         "torch": torch.__version__,
     }
-    write_atomic(out / "train.json", json.dumps(summary, indent=2) + "\n")
+    write_text(out / "train.json", json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(out / "ckpt", ignore_errors=True)  # done: the model is the artifact
     print(
         f"{r.id}: done, {r.steps} steps, loss {summary['loss_nats']:.4f}, "

@@ -16,7 +16,8 @@ import math
 import sys
 from pathlib import Path
 
-from ladder.config import Rung, retarget, write_atomic
+from ladder.artifacts import write_text
+from ladder.plan import Rung, retarget
 
 
 class TuneError(ValueError):
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder tune: error: size {args.size}: {e}", file=sys.stderr)
         return 2
     summary = {"size": args.size, "candidates": candidates, "best": best}
-    write_atomic(args.out, json.dumps(summary, indent=2) + "\n")
+    write_text(args.out, json.dumps(summary, indent=2) + "\n")
     print(
         f"{args.size}: lr {best['lr']:.4g}, batch {best['batch_tokens']} tokens "
         f"(loss {best['loss_nats']:.4f} of {len(candidates)} runs)"
@@ -73,5 +74,5 @@ def main_rung(argv: list[str] | None = None) -> int:
     if args.sweep:
         best = json.loads(Path(args.sweep).read_text())["best"]
         rung = retarget(rung, lr=best["lr"], batch_tokens=best["batch_tokens"])
-    write_atomic(args.out, rung.to_json() + "\n")
+    write_text(args.out, rung.to_json() + "\n")
     return 0

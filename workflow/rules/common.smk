@@ -5,14 +5,8 @@ import re
 import sys
 
 try:
-    from ladder.config import (
-        ConfigError,
-        load_config,
-        plan,
-        size_of,
-        sweep_plan,
-        wsd_plan,
-    )
+    from ladder.config import ConfigError, load_config
+    from ladder.plan import plan, size_of, sweep_plan, wsd_plan
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 

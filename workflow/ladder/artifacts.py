@@ -1,0 +1,101 @@
+"""Artifact file names (the contracts between stages) and the one way to write them.
+
+Every artifact is written to a temp name in its own folder and renamed into place, so a
+killed job never leaves a half-written file or folder that looks complete. `atomic_file`
+and `atomic_dir` are the two primitives; the `write_*` helpers are the common cases.
+
+The layout of a study (see docs/design.md, "Artifacts"):
+
+    results/<study>/plan.csv, study.yaml, runs.csv, curves.csv, fits.json
+    results/<study>/corpus/{train,val}.parquet, stats.json
+    results/<study>/tokenizer/, tokens/{train,val}.bin, tokens/meta.json
+    results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, eval.json}
+    results/<study>/report/
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# ----------------------------------------------------------------------------- names
+
+# a study's top level
+PLAN_CSV = "plan.csv"
+STUDY_YAML = "study.yaml"  # the resolved config (defaults filled)
+RUNS_CSV = "runs.csv"
+CURVES_CSV = "curves.csv"
+FITS_JSON = "fits.json"
+REPORT_DIR = "report"
+REPORT_MD = "report.md"
+# corpus/ and tokens/
+CORPUS_STATS_JSON = "stats.json"
+TOKENS_META_JSON = "meta.json"
+# runs/<rung>/
+RUNG_JSON = "rung.json"
+MODEL_DIR = "model"
+TRAIN_LOG_CSV = "train_log.csv"
+TRAIN_JSON = "train.json"
+EVAL_JSON = "eval.json"
+CHECKPOINT = "ckpt/state.pt"  # not a declared output: it outlives a failed job
+
+
+def split_file(split: str, suffix: str) -> str:
+    """`train.parquet`, `val.bin`, ...: a split's file in corpus/ or tokens/."""
+    return f"{split}.{suffix}"
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success rename it onto `path`, on error remove it.
+
+    For writers that need a path (torch.save, pyarrow, save_pretrained of one file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp folder beside `path`; on success it replaces `path` (a folder
+    already there is removed first), on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temp file + rename)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON (with a final newline) atomically."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")

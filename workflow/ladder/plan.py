@@ -1,0 +1,433 @@
+"""The ladder of a study: shapes, designs and hyperparameters expanded into rungs.
+
+`plan()` turns a validated study (ladder.config) into `Rung`s, one per training run, in
+order of size then tokens; `sweep_plan` and `wsd_plan` add the tuning runs and the WSD
+stable segments. `ladder plan` writes plan.csv and prints the plan with its cost.
+It imports neither torch nor snakemake: the Snakefile calls it at parse time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import yaml
+
+from ladder.artifacts import write_text
+from ladder.config import ConfigError, load_config
+from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One training run of the ladder: a shape, a token budget, its hyperparameters."""
+
+    id: str
+    family: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_kv_head: int
+    d_ff: int
+    vocab_size: int
+    seq_len: int
+    tie_embeddings: bool
+    tokens: int  # tokens actually trained: steps × batch_tokens
+    steps: int
+    seed: int
+    lr: float
+    min_lr_frac: float
+    warmup_frac: float
+    schedule: str
+    decay_frac: float
+    batch_tokens: int
+    micro_batch: int  # sequences per forward pass; divides batch_tokens / seq_len
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    device: str
+    precision: str
+    compile: str
+    threads: int
+    gpus: float
+    log_every_s: float
+    checkpoint_minutes: float
+    eval_points: int
+    mlm_probability: float
+    design: str = "grid"
+    budget_flops: float = 0.0  # the isoflop budget this rung belongs to (0 for other designs)
+
+    @property
+    def shape(self) -> ModelShape:
+        return ModelShape(**{f.name: getattr(self, f.name) for f in fields(ModelShape)})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Rung:
+        return cls(**json.loads(text))
+
+    def row(self) -> dict[str, Any]:
+        """The plan.csv row: the rung, its parameter groups and FLOPs."""
+        groups = param_groups(self.shape)
+        fpt = flops_per_token(self.shape)
+        return {**asdict(self), **groups, "flops_per_token": fpt, "flops": fpt * self.tokens}
+
+
+def format_count(n: float) -> str:
+    """2000000 -> '2M', 1500000 -> '1.5M', 65536 -> '65.5K': short, stable, readable."""
+    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return str(int(n))
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def shape_for_params(target: float, cfg: dict[str, Any]) -> dict[str, int]:
+    """The width and depth whose non-embedding count is closest to `target`.
+
+    Depth follows width by the aspect ratio (n_layer = round(d / aspect_ratio)); widths
+    are multiples of head_dim (and of 64 from 256 up, for tensor-core-friendly matmuls).
+    Candidates are scanned exhaustively: counts are exact, not the 12·L·d² estimate.
+    """
+    model = cfg["model"]
+    hd = model["head_dim"]
+    best = None
+    for d in range(hd, 16384 + 1, hd):
+        if d >= 256 and d % 64:
+            continue
+        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
+        shape = _model_shape(cfg, {"n_layer": n_layer, "d_model": d})
+        n = param_groups(shape)["params_non_embedding"]
+        err = abs(math.log(n / target))
+        if best is None or err < best[0]:
+            best = (err, {"n_layer": n_layer, "d_model": d})
+        if n > 2 * target:
+            break
+    return best[1]
+
+
+def _shapes(cfg: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    """(config key, shape) for every size: target params, then widths, then shapes."""
+    model = cfg["model"]
+    out = []
+    for i, n in enumerate(cfg["ladder"]["params"]):
+        out.append((f"ladder.params[{i}]", shape_for_params(n, cfg)))
+    for i, d in enumerate(cfg["ladder"]["widths"]):
+        if d % model["head_dim"]:
+            raise ConfigError(
+                f"ladder.widths[{i}]: {d} is not a multiple of model.head_dim "
+                f"({model['head_dim']}); use widths divisible by it or change head_dim"
+            )
+        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
+        out.append((f"ladder.widths[{i}]", {"n_layer": n_layer, "d_model": d}))
+    for i, s in enumerate(cfg["ladder"]["shapes"]):
+        out.append((f"ladder.shapes[{i}]", dict(s)))
+    return out
+
+
+def _model_shape(cfg: dict[str, Any], s: dict[str, int], key: str = "") -> ModelShape:
+    model = cfg["model"]
+    family = model["family"]
+    tie = model["tie_embeddings"]
+    if tie is None:
+        tie = family != "llama"  # HF's defaults: Llama unties its head, GPT-2/BERT tie
+    d = s["d_model"]
+    n_head = s.get("n_head") or max(1, d // model["head_dim"])
+    if d % n_head:
+        raise ConfigError(f"{key}: d_model {d} is not divisible by n_head {n_head}")
+    n_kv = n_head // model["kv_groups"] if family == "llama" else n_head
+    if n_kv < 1 or n_head % model["kv_groups"]:
+        raise ConfigError(
+            f"{key}: n_head {n_head} is not divisible by model.kv_groups ({model['kv_groups']})"
+        )
+    return ModelShape(
+        family=family,
+        n_layer=s["n_layer"],
+        d_model=d,
+        n_head=n_head,
+        n_kv_head=n_kv,
+        d_ff=s.get("d_ff") or default_d_ff(family, d),
+        vocab_size=cfg["tokenizer"]["vocab_size"],
+        seq_len=model["seq_len"],
+        tie_embeddings=tie,
+    )
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    return max(k for k in range(1, min(n, cap) + 1) if n % k == 0)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def deepseek_hparams(flops: float, seq_len: int) -> tuple[float, int]:
+    """DeepSeek LLM (2024, eq. 1): lr = 0.3118·C^-0.125, batch = 0.2920·C^0.3271 tokens,
+    fitted on their IsoFLOP sweeps; batch rounded to whole sequences (at least one)."""
+    lr = 0.3118 * flops**-0.125
+    batch = max(1, _round_half_up(0.2920 * flops**0.3271 / seq_len)) * seq_len
+    return lr, batch
+
+
+def _sizes_and_budgets(cfg: dict[str, Any]) -> list[tuple[str, ModelShape, float, float]]:
+    """(key, shape, token budget, compute budget) for every rung of the design."""
+    lad = cfg["ladder"]
+    out = []
+    if lad["design"] == "isoflop":
+        for b, budget in enumerate(lad["budgets_flops"]):
+            if lad["params"]:
+                targets = lad["params"]
+            else:
+                # centre on Chinchilla's rule: C ≈ 6·N·D with D = r·N  =>  N = sqrt(C / 6r)
+                n_opt = math.sqrt(budget / (6 * lad["optimal_tokens_per_param"]))
+                half = math.sqrt(lad["isoflop_span"])
+                k = lad["isoflop_sizes"]
+                targets = [n_opt / half * (half * half) ** (i / (k - 1)) for i in range(k)]
+            seen = set()
+            for n in targets:
+                s = shape_for_params(n, cfg)
+                if (s["n_layer"], s["d_model"]) in seen:
+                    continue  # two targets rounded onto one shape
+                seen.add((s["n_layer"], s["d_model"]))
+                shape = _model_shape(cfg, s, f"ladder.budgets_flops[{b}]")
+                out.append(
+                    (f"ladder.budgets_flops[{b}]", shape, budget / flops_per_token(shape), budget)
+                )
+        return out
+    for key, s in _shapes(cfg):
+        shape = _model_shape(cfg, s, key)
+        if lad["tokens_per_param"] is not None:
+            total = param_groups(shape)["params_total"]
+            budgets = [r * total for r in _as_list(lad["tokens_per_param"])]
+        else:
+            budgets = _as_list(lad["tokens"])
+        out += [(key, shape, budget, 0.0) for budget in budgets]
+    return out
+
+
+def plan(cfg: dict[str, Any]) -> list[Rung]:
+    """Expand a validated config into its rungs, in order of size, then tokens."""
+    model, lad, tr = cfg["model"], cfg["ladder"], cfg["train"]
+    rungs: list[Rung] = []
+    seen: dict[str, str] = {}
+    for key, shape, budget, budget_flops in _sizes_and_budgets(cfg):
+        name = f"L{shape.n_layer}-d{shape.d_model}"
+        if budget_flops:
+            rid = f"C{budget_flops:.0e}".replace("e+", "e") + f"-{name}"
+        else:
+            rid = f"{name}-T{format_count(budget)}"
+        if rid in seen:
+            raise ConfigError(f"{key}: rung {rid} duplicates {seen[rid]}")
+        seen[rid] = key
+        hp = {k: tr[k] for k in tr}
+        if tr["hparam_rule"] == "deepseek":
+            hp["lr"], hp["batch_tokens"] = deepseek_hparams(
+                flops_per_token(shape) * budget, model["seq_len"]
+            )
+        hp.update(lad["overrides"].get(rid, {}))
+        steps = max(1, math.ceil(budget / hp["batch_tokens"]))
+        seqs = hp["batch_tokens"] // model["seq_len"]
+        rung = dict(
+            id=rid,
+            **asdict(shape),
+            tokens=steps * hp["batch_tokens"],
+            steps=steps,
+            seed=cfg["seed"],
+            **{k: v for k, v in hp.items() if k not in ("micro_batch", "hparam_rule")},
+            micro_batch=_largest_divisor_at_most(seqs, hp["micro_batch"]),
+            design=lad["design"],
+            budget_flops=float(budget_flops),
+        )
+        rungs.append(Rung(**rung))
+    unknown = sorted(set(lad["overrides"]) - set(seen))
+    if unknown:
+        raise ConfigError(
+            f"ladder.overrides: unknown rung id(s) {unknown}; rungs are: {', '.join(seen)}"
+        )
+    allowed = set(tr) - {"hparam_rule"}
+    for rid, over in lad["overrides"].items():
+        bad = sorted(set(over) - allowed)
+        if bad:
+            raise ConfigError(
+                f"ladder.overrides.{rid}: unknown key(s) {bad}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        if over.get("batch_tokens", model["seq_len"]) % model["seq_len"]:
+            raise ConfigError(
+                f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
+            )
+    if lad["design"] == "wsd":
+        rungs = _wsd_branches(rungs)
+    return sorted(
+        rungs,
+        key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
+    )
+
+
+def _decay_start(steps: int, warmup_steps: int, decay_frac: float) -> int:
+    """First cooldown step of a WSD run, as train.lr_at computes it."""
+    return steps - min(steps - warmup_steps, round(decay_frac * steps))
+
+
+def _wsd_branches(rungs: list[Rung]) -> list[Rung]:
+    """WSD rungs of one size share everything up to their cooldown, so that each branch can
+    continue the size's one stable run: the schedule is wsd and the warmup lasts the same
+    number of steps in every branch (that of the size's shortest run, at least one)."""
+    out = []
+    for size in dict.fromkeys(size_of(r) for r in rungs):
+        group = [r for r in rungs if size_of(r) == size]
+        warm = max(1, round(min(r.warmup_frac * r.steps for r in group)))
+        out += [replace(r, schedule="wsd", warmup_frac=warm / r.steps) for r in group]
+    return out
+
+
+def wsd_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, dict[str, Any]]:
+    """size -> {"stable": the size's longest branch, renamed, which the stable segments
+    run; "stops": {rung id: the step its cooldown starts}} for design wsd."""
+    if cfg["ladder"]["design"] != "wsd":
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for size in dict.fromkeys(size_of(r) for r in rungs):
+        group = sorted((r for r in rungs if size_of(r) == size), key=lambda r: r.steps)
+        if len({r.batch_tokens for r in group}) > 1 or len({r.lr for r in group}) > 1:
+            raise ConfigError(
+                f"ladder.overrides: WSD branches of {size} share one stable run, so they "
+                "need one lr and one batch_tokens"
+            )
+        stable = replace(group[-1], id=f"{size}-stable", design="wsd-stable")
+        stops = {}
+        for r in group:
+            stops[r.id] = _decay_start(r.steps, round(r.warmup_frac * r.steps), r.decay_frac)
+            if stops[r.id] < 1:
+                raise ConfigError(
+                    f"ladder.tokens: rung {r.id} is too short for a stable phase; "
+                    "raise its tokens or lower train.decay_frac"
+                )
+        out[size] = {"stable": stable, "stops": stops}
+    return out
+
+
+def size_of(rung: Rung) -> str:
+    """The size part of a rung id ("L4-d128"): sweeps tune per size, not per budget."""
+    return f"L{rung.n_layer}-d{rung.d_model}"
+
+
+def retarget(rung: Rung, **changes: Any) -> Rung:
+    """A copy with new hyperparameters; steps and micro-batch follow a new batch size, the
+    token budget stays (rounded up to whole batches)."""
+    new = replace(rung, **changes)
+    steps = max(1, math.ceil(rung.tokens / new.batch_tokens))
+    seqs = new.batch_tokens // new.seq_len
+    micro = _largest_divisor_at_most(seqs, max(rung.micro_batch, 1))
+    return replace(new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro)
+
+
+def sweep_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, list[Rung]]:
+    """size -> its tuning runs: lr multipliers x batch sizes at a reduced token budget."""
+    sw = cfg["ladder"]["sweep"]
+    if not sw["lr"] and not sw["batch_tokens"]:
+        return {}
+    seq = cfg["model"]["seq_len"]
+    for i, b in enumerate(sw["batch_tokens"]):
+        if b % seq:
+            raise ConfigError(
+                f"ladder.sweep.batch_tokens[{i}]: {b} is not a multiple of model.seq_len ({seq})"
+            )
+    out: dict[str, list[Rung]] = {}
+    for r in sorted(rungs, key=lambda r: r.tokens):
+        size = size_of(r)
+        if size in out:
+            continue  # the size's smallest budget sets the sweep budget
+        budget = max(1, round(sw["tokens_frac"] * r.tokens))
+        out[size] = []
+        for mult in sw["lr"] or [1.0]:
+            for batch in sw["batch_tokens"] or [r.batch_tokens]:
+                lr = r.lr * mult
+                base = replace(r, tokens=budget, design="sweep", budget_flops=0.0)
+                sid = f"{size}-sweep-lr{lr:.3g}-b{batch}"
+                out[size].append(retarget(base, id=sid, lr=lr, batch_tokens=batch))
+    return out
+
+
+def gpu_hours(rung: Rung, flops_per_s: float) -> float:
+    """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
+    # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
+    return rung.row()["flops"] / flops_per_s / 3600
+
+
+def plan_csv(rungs: list[Rung], flops_per_s: float | None = None) -> str:
+    rows = [r.row() for r in rungs]
+    if flops_per_s:
+        for row, r in zip(rows, rungs, strict=True):
+            row["est_gpu_hours"] = gpu_hours(r, flops_per_s)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def summary_table(rungs: list[Rung], flops_per_s: float | None = None) -> str:
+    """The plan as a fixed-width table with totals, for `ladder plan`."""
+    head = f"{'rung':<22}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
+    head += f"{'est. GPU-h':>12}" if flops_per_s else ""
+    lines = [head]
+    total_flops = total_h = 0.0
+    for r in rungs:
+        row = r.row()
+        total_flops += row["flops"]
+        line = (
+            f"{r.id:<22}{format_count(row['params_non_embedding']):>15}"
+            f"{format_count(row['params_total']):>14}{format_count(r.tokens):>10}"
+            f"{row['flops']:>11.3g}"
+        )
+        if flops_per_s:
+            hours = gpu_hours(r, flops_per_s)
+            total_h += hours
+            line += f"{hours:>12.4g}"
+        lines.append(line)
+    total = f"{'total':<61}{total_flops:>11.3g}" + (f"{total_h:>12.4g}" if flops_per_s else "")
+    return "\n".join(lines + [total])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ladder plan", description=__doc__.splitlines()[0])
+    ap.add_argument("--configfile", default="config/config.yaml", help="study YAML")
+    ap.add_argument("--config-json", help="the study as JSON (the Snakefile passes this)")
+    ap.add_argument("--out", help="write plan.csv here (default: results/<study>/plan.csv)")
+    ap.add_argument("--resolved", help="also write the resolved config (defaults filled) here")
+    ap.add_argument(
+        "--flops-per-s",
+        type=float,
+        help="sustained training FLOP/s per GPU for the GPU-hours estimate "
+        "(default: cluster.flops_per_s of the study, if set)",
+    )
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
+        rungs = plan(cfg)
+    except ConfigError as e:
+        print(f"ladder plan: config error: {e}", file=sys.stderr)
+        return 2
+    flops_per_s = args.flops_per_s or cfg.get("cluster", {}).get("flops_per_s")
+    out = args.out or f"results/{cfg['study']}/plan.csv"
+    write_text(out, plan_csv(rungs, flops_per_s))
+    if args.resolved:
+        write_text(args.resolved, yaml.safe_dump(cfg, sort_keys=False))
+    print(summary_table(rungs, flops_per_s))
+    if flops_per_s:
+        print(f"GPU-hours at {flops_per_s:.3g} FLOP/s per GPU (set cluster.flops_per_s)")
+    print(f"wrote {out} ({len(rungs)} rungs)")
+    return 0
