@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from ladder.config import ConfigError, load_config
+from ladder.config import load_config
+from ladder.errors import ConfigError
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import format_count, plan, plan_csv
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ladder.data import DataError, build_corpus, documents, is_val, read_texts, split_corpus
+from ladder.data import build_corpus, documents, is_val, read_texts, split_corpus
+from ladder.errors import DataError
 
 DATA = {
     "source": "stdlib",

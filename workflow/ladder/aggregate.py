@@ -36,7 +36,7 @@ def rung_row(plan_row: dict, run_dir: Path) -> dict:
         if key in train:
             row[key] = train[key]
     row.update({k: train.get(k) for k in TRAIN_KEYS})
-    row["train_loss_nats"] = train.get("loss_nats", train.get("final_loss_nats"))
+    row["train_loss_nats"] = train.get("loss_nats")
     row.update({k: evaluation.get(k) for k in EVAL_KEYS})
     gpus = plan_row.get("gpus", 1) if str(train.get("device", "cpu")).startswith("cuda") else 0
     row["gpu_hours"] = (train.get("wall_s") or 0) * gpus / 3600

@@ -33,6 +33,21 @@ CURVES_CSV = "curves.csv"
 FITS_JSON = "fits.json"
 REPORT_DIR = "report"
 REPORT_MD = "report.md"
+# report/<stem>.{png,svg}: every plot family, always written (a plot the data cannot
+# support says what is missing). stem -> (category, subcategory) in `snakemake --report`.
+# Here, not in ladder.report, so that parsing the Snakefile does not import matplotlib.
+REPORT_PLOTS: dict[str, tuple[str, str]] = {
+    "loss_vs_params": ("1. Scaling laws", "Loss vs parameters"),
+    "loss_vs_tokens": ("1. Scaling laws", "Loss vs tokens"),
+    "loss_vs_compute": ("1. Scaling laws", "Loss vs compute"),
+    "compute_frontier": ("2. Compute-optimal allocation", "Frontier and N, D lines"),
+    "isoflop": ("2. Compute-optimal allocation", "IsoFLOP curves"),
+    "learning_curves": ("3. Learning curves", "Loss vs tokens, every rung"),
+    "scale_sensitivity": ("4. Scale properties", "Sensitivity: exponents"),
+    "self_similarity": ("4. Scale properties", "Self-similarity: curve collapse"),
+    "scale_independence": ("4. Scale properties", "Independence: exponent vs scale"),
+    "residuals": ("5. Residuals", "Residuals of each law"),
+}
 # corpus/ and tokens/
 CORPUS_STATS_JSON = "stats.json"
 TOKENS_META_JSON = "meta.json"

@@ -18,12 +18,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ladder.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 MIN_BPE_VOCAB = 258  # 256 byte tokens + <|endoftext|> + <|mask|>
-
-
-class ConfigError(ValueError):
-    """A bad study config; the message names the key and what is allowed."""
 
 
 def load_schema() -> dict:

@@ -32,11 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from ladder.errors import DataError
+
 FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-
-
-class DataError(ValueError):
-    """Bad data: the message names the file, field or key and what is wrong."""
 
 
 def stdlib_documents() -> Iterator[str]:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ladder.artifacts import write_text
+from ladder.errors import DataError
 from ladder.model import FAMILIES
 from ladder.plan import Rung
 
@@ -44,10 +45,6 @@ EVAL_MASK_SEED = 20190524  # fixed BERT eval masking, shared by every rung and s
 # matmuls (2^26 bf16 = 128 MiB); on CPU small enough to stay in cache and out of mmap'd
 # allocations (page faults made 2^25 three times slower than 2^18 on one thread).
 CHUNK_LOGITS = {"cuda": 2**26, "cpu": 2**18}
-
-
-class DataError(ValueError):
-    """Token shards that are missing or do not fit the rung; the message names the file."""
 
 
 # ----------------------------------------------------------------------------- data

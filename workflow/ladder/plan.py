@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from ladder.artifacts import write_text
-from ladder.config import ConfigError, load_config
+from ladder.config import load_config
+from ladder.errors import ConfigError
 from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
 
 

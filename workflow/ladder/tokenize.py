@@ -226,6 +226,3 @@ def main_encode(argv: list[str] | None = None) -> int:
         )
     write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")  # last: marks done
     return 0
-
-
-main = main_encode

@@ -5,7 +5,8 @@ import re
 import sys
 
 try:
-    from ladder.config import ConfigError, load_config
+    from ladder.config import load_config
+    from ladder.errors import ConfigError
     from ladder.plan import plan, size_of, sweep_plan, wsd_plan
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
