@@ -29,7 +29,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
-from ladder import fit  # noqa: E402
+from ladder.fit.chinchilla import chinchilla_grid, fit_chinchilla  # noqa: E402
+from ladder.fit.solver import HUBER_DELTA  # noqa: E402
 
 TRUTH = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 
@@ -53,7 +54,7 @@ def isoflop_data(seed: int = 0, noise: float = 0.015) -> tuple[np.ndarray, ...]:
 
 def objective_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, ly: np.ndarray):
     """Hoffmann's objective and gradient for one start, written lean as a plain loop would be
-    (same function as fit.chinchilla_objective, less overhead per call)."""
+    (same function as ladder.fit.chinchilla.chinchilla_objective, less overhead per call)."""
     a, al, b, be, e = theta
     z = np.stack([a - al * x, b - be * y, np.full_like(x, e)])
     m = z.max(0)
@@ -61,7 +62,7 @@ def objective_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, ly: np.n
     tot = ez.sum(0)
     r = m + np.log(tot) - ly
     s = ez / tot
-    d = fit.HUBER_DELTA
+    d = HUBER_DELTA
     ar = np.abs(r)
     F = np.where(ar <= d, 0.5 * r * r, d * (ar - 0.5 * d)).sum()
     psi = np.clip(r, -d, d)
@@ -108,14 +109,14 @@ def main() -> None:
     w = np.ones((1, len(L)))
     print(f"{len(L)} runs from the Chinchilla law; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
 
-    fit.fit_chinchilla(N, D, L, w)  # warm caches and imports
+    fit_chinchilla(N, D, L, w)  # warm caches and imports
     t0, c0 = time.perf_counter(), time.process_time()
-    params, F, minima = fit.fit_chinchilla(N, D, L, w)
+    params, F, minima = fit_chinchilla(N, D, L, w)
     t_fast, cpu_fast = time.perf_counter() - t0, time.process_time() - c0
     ours = float(F[0])
     print(f"ladder grid fit:     {t_fast:8.3f} s   objective {ours:.12e}")
 
-    grid = fit.chinchilla_grid()
+    grid = chinchilla_grid()
     pick = np.sort(np.random.default_rng(0).permutation(len(grid))[: args.loop_starts])
     loop_best, t_loop, ref = plain_loop(N, D, L, grid[pick])
     scale = len(grid) / len(pick)
@@ -139,7 +140,7 @@ def main() -> None:
         ]
     )
     t0, c0 = time.perf_counter(), time.process_time()
-    boot, Fb, _ = fit.fit_chinchilla(N, D, L, counts.astype(float), warm=minima)
+    boot, Fb, _ = fit_chinchilla(N, D, L, counts.astype(float), warm=minima)
     t_boot, cpu_boot = time.perf_counter() - t0, time.process_time() - c0
     lo, hi = np.percentile(np.stack([boot["alpha"], boot["beta"]]), [2.5, 97.5], axis=1)
     print(

@@ -18,6 +18,18 @@ import pytest
 from scipy.optimize import minimize
 
 from ladder import fit
+from ladder.fit.bootstrap import expanded_tail
+from ladder.fit.chinchilla import (
+    chinchilla_allocation,
+    chinchilla_grid,
+    chinchilla_objective,
+    fit_chinchilla,
+)
+from ladder.fit.entry import fit_law
+from ladder.fit.isoflop import ISOFLOP_MIN_SIZES
+from ladder.fit.laws import make_law
+from ladder.fit.power import fit_power
+from ladder.fit.runs import VARIABLES, Runs
 
 CHIN = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.45, "beta": 0.3}  # alpha != beta
 
@@ -49,8 +61,8 @@ def noisy(L, sigma, seed):
     return L * np.exp(np.random.default_rng(seed).normal(0, sigma, len(L)))
 
 
-def runs(N, L, D=None, C=None) -> fit.Runs:
-    return fit.Runs(np.asarray(L, float), N, D, C, [f"r{i}" for i in range(len(L))], {}, [])
+def runs(N, L, D=None, C=None) -> Runs:
+    return Runs(np.asarray(L, float), N, D, C, [f"r{i}" for i in range(len(L))], {}, [])
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,7 +82,7 @@ def test_pure_power_law_recovers_k_and_alpha_exactly(x):
     assert entry["params"]["k"] == pytest.approx(7.5, rel=1e-10)
     assert entry["params"]["alpha"] == pytest.approx(0.137, rel=1e-10)
     assert entry["extrapolation"]["max_abs_rel_error"] < 1e-10
-    assert fit.predict(entry, **{fit.VARIABLES[x]: v}) == pytest.approx(L, rel=1e-10)
+    assert fit.predict(entry, **{VARIABLES[x]: v}) == pytest.approx(L, rel=1e-10)
 
 
 def test_offset_power_law_noiseless_recovery_and_extrapolation():
@@ -92,8 +104,8 @@ def test_offset_power_law_on_five_noisy_points_stays_in_bounds():
     for seed in range(30):
         L = noisy(1.8 + 40 * N**-0.3, 0.02, seed)
         w = np.ones((1, 5))
-        p, F = fit.fit_power(N, L, w)
-        _, F0 = fit.fit_power(N, L, w, offset=False)
+        p, F = fit_power(N, L, w)
+        _, F0 = fit_power(N, L, w, offset=False)
         assert 0 <= p["E"][0] < L.min()
         assert np.isfinite([p["A"][0], p["alpha"][0]]).all()
         assert F[0] <= F0[0] * (1 + 1e-9) + 1e-15
@@ -117,7 +129,7 @@ def test_default_study_all_gives_both_power_laws_and_skips_the_rest(tmp_path):
 @pytest.mark.parametrize("d_dex", [3.0, 0.6])  # wide D range, and a narrow one (factor 4)
 def test_chinchilla_noiseless_recovers_the_truth(d_dex):
     N, D = grid_design(d_dex=d_dex, k=6)
-    p, F, _ = fit.fit_chinchilla(N, D, chinchilla_loss(N, D), np.ones((1, len(N))))
+    p, F, _ = fit_chinchilla(N, D, chinchilla_loss(N, D), np.ones((1, len(N))))
     for name, value in CHIN.items():
         assert p[name][0] == pytest.approx(value, rel=1e-6), name
     assert p["a"][0] == pytest.approx(0.3 / 0.75, rel=1e-6)
@@ -158,12 +170,12 @@ def test_chinchilla_reaches_the_best_of_a_plain_lbfgs_loop():
     N, D = grid_design(k=7)
     L = noisy(chinchilla_loss(N, D), 0.01, 7)
     L[::9] *= 1.05  # a few outliers, where the Huber loss matters
-    _, F, _ = fit.fit_chinchilla(N, D, L, np.ones((1, len(L))))
+    _, F, _ = fit_chinchilla(N, D, L, np.ones((1, len(L))))
 
-    starts = fit.chinchilla_grid()[np.random.default_rng(0).choice(4500, 60, replace=False)]
+    starts = chinchilla_grid()[np.random.default_rng(0).choice(4500, 60, replace=False)]
     loop = sorted(
         (
-            minimize(fit.chinchilla_objective, s, args=(N, D, L), jac=True, method="L-BFGS-B")
+            minimize(chinchilla_objective, s, args=(N, D, L), jac=True, method="L-BFGS-B")
             for s in starts
         ),
         key=lambda r: r.fun,
@@ -171,7 +183,7 @@ def test_chinchilla_reaches_the_best_of_a_plain_lbfgs_loop():
     # scipy's default tolerances stop early; finish its 3 best properly, as the benchmark does
     best = min(
         minimize(
-            fit.chinchilla_objective,
+            chinchilla_objective,
             r.x,
             args=(N, D, L),
             jac=True,
@@ -187,7 +199,7 @@ def test_chinchilla_allocation_minimises_loss_at_fixed_compute():
     entry = {
         "law": "chinchilla",
         "params": CHIN,
-        "optimal_allocation": fit.chinchilla_allocation(CHIN, 6.0) | {"flops_per_param_token": 6.0},
+        "optimal_allocation": chinchilla_allocation(CHIN, 6.0) | {"flops_per_param_token": 6.0},
     }
     for C in (1e18, 1e21):
         n_opt, d_opt = fit.optimal_allocation(entry, C)
@@ -222,7 +234,7 @@ def isoflop_design(drift_dex=0.0, half_dex=1.5, sizes=15, budgets=None):
     times (C / C_0)^drift_dex: drift > 0 puts the larger budgets' sweeps ever more off-centre,
     as a design planned with the wrong exponent does."""
     budgets = np.geomspace(1e17, 1e20, 6) if budgets is None else budgets
-    alloc = fit.chinchilla_allocation(ISO, 6.0)
+    alloc = chinchilla_allocation(ISO, 6.0)
     N = np.concatenate(
         [
             alloc["k_N"]
@@ -288,7 +300,7 @@ def test_isoflop_stores_each_budgets_parabola():
     runs = df.set_index("rung")
     for b in budgets:
         points = pd.DataFrame(b["points"]).set_index("run")
-        assert len(points) == b["n_window"] >= fit.ISOFLOP_MIN_SIZES
+        assert len(points) == b["n_window"] >= ISOFLOP_MIN_SIZES
         np.testing.assert_allclose(
             points[["N", "D", "loss"]].to_numpy(),
             runs.loc[points.index, ["params_non_embedding", "tokens", "loss_nats"]].to_numpy(),
@@ -363,7 +375,7 @@ def test_frontier_allocation_is_not_reported_on_a_fixed_token_ladder():
 def coverage(law, make, truth, draws, B):
     hits = np.zeros(len(truth))
     for i in range(draws):
-        entry = fit.fit_law(law, make(i), bootstrap=B, seed=i)
+        entry = fit_law(law, make(i), bootstrap=B, seed=i)
         hits += [entry["ci95"][k][0] <= v <= entry["ci95"][k][1] for k, v in truth.items()]
     return hits / draws
 
@@ -371,7 +383,7 @@ def coverage(law, make, truth, draws, B):
 def test_coverage_pure_power_law():
     x = np.geomspace(1e4, 1e7, 15)
     cov = coverage(
-        fit.make_law("power", "params", offset=False),
+        make_law("power", "params", offset=False),
         lambda i: runs(x, noisy(5 * x**-0.2, 0.03, i)),
         {"k": 5, "alpha": 0.2},
         draws=150,
@@ -383,7 +395,7 @@ def test_coverage_pure_power_law():
 def test_coverage_offset_power_law():
     x = np.geomspace(1e4, 1e7, 20)
     cov = coverage(
-        fit.make_law("power", "params"),
+        make_law("power", "params"),
         lambda i: runs(x, noisy(1.8 + 40 * x**-0.3, 0.01, i)),
         {"E": 1.8, "A": 40, "alpha": 0.3},
         draws=60,
@@ -408,18 +420,18 @@ def test_coverage_chinchilla():
         ]
     )
     hits, draws, B = 0, 24, 100
-    tail = 100 * fit.expanded_tail(len(N), 5)
+    tail = 100 * expanded_tail(len(N), 5)
     for i in range(draws):
         L = noisy(L0, 0.01, i)
         # the grid search is tested above; here the full fit starts at the truth to save time
-        p, _, minima = fit.fit_chinchilla(N, D, L, np.ones((1, len(L))), warm=start)
+        p, _, minima = fit_chinchilla(N, D, L, np.ones((1, len(L))), warm=start)
         counts = np.stack(
             [
                 np.bincount(r, minlength=len(L))
                 for r in np.random.default_rng(i).integers(0, len(L), (B, len(L)))
             ]
         )
-        boot, _, _ = fit.fit_chinchilla(N, D, L, counts.astype(float), warm=minima)
+        boot, _, _ = fit_chinchilla(N, D, L, counts.astype(float), warm=minima)
         for k in ("alpha", "beta"):
             lo, hi = np.percentile(boot[k], [tail, 100 - tail])
             hits += lo <= CHIN[k] <= hi

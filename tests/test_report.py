@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from ladder import fit, report
+from ladder.fit.table import write_fits
 from tests.conftest import ROOT
 
 # the law the synthetic runs follow (Hoffmann et al. 2022's fitted values, rounded)
@@ -98,7 +99,7 @@ def write_study(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame | None = 
         "config": folder / "study.yaml",
     }
     runs.to_csv(paths["runs"], index=False)
-    fit.write_json(fit.fit_table(runs, bootstrap=40, seed=0), str(paths["fits"]))
+    write_fits(paths["fits"], fit.fit_table(runs, bootstrap=40, seed=0))
     paths["meta"].write_text(json.dumps({"entropy_nats_per_token": E}))
     paths["config"].write_text(
         "study: synthetic\nladder: {widths: [32, 64, 96, 128, 160]}\n"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ladder import fit
-from ladder.fit_runs import truthy
+from ladder.fit import truthy
 
 # axis variable -> (fit.py symbol, label with unit, target names accepted on the CLI)
 AXES = {

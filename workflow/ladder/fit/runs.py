@@ -3,7 +3,7 @@
 Every fit module works on a `Runs` (positive, finite arrays, one entry per usable run); the
 diverged runs and NaN losses it leaves out are named in its warnings. `budgets` and `distinct`
 answer the two questions every law asks of the design: which runs share a compute budget, and
-does a variable vary at all.
+does a variable vary at all. `FitError` is every problem with the input, from here up.
 """
 
 from __future__ import annotations
@@ -188,3 +188,9 @@ def distinct(a: np.ndarray) -> int:
     to whole batches differ by a hair, and a law in a variable spanning 1% is not a law."""
     la = np.sort(np.log(a))
     return int(1 + (np.diff(la) > math.log1p(DISTINCT_RTOL)).sum()) if len(la) else 0
+
+
+def points(runs: Runs, idx: np.ndarray) -> list[dict]:
+    """The runs a fit used, by id and with the numbers it used (fits.json's "points")."""
+    columns = {"C": runs.C, "N": runs.N, "D": runs.D, "loss": runs.loss}
+    return [{"run": runs.ids[i]} | {k: float(v[i]) for k, v in columns.items()} for i in idx]

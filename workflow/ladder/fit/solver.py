@@ -1,8 +1,8 @@
 """A batched Levenberg-Marquardt: K least-squares (or Huber) problems at once.
 
-The estimators in ladder.fit_laws are written for a batch: K problems share the runs and differ
-in per-run weights (bootstrap counts) and starting points, so 1000 bootstrap refits are one
-vectorised minimisation here rather than 1000 calls into scipy.
+The estimators of the loss laws (power, chinchilla, kaplan) are written for a batch: K problems
+share the runs and differ in per-run weights (bootstrap counts) and starting points, so 1000
+bootstrap refits are one vectorised minimisation here rather than 1000 calls into scipy.
 """
 
 from __future__ import annotations

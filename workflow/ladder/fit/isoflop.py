@@ -1,10 +1,8 @@
-"""Compute-optimal allocation: how to split compute C = c N D between model size and tokens.
+"""IsoFLOP profiles, Hoffmann et al. 2022 Approach 2: a parabola per compute budget, then
+N_opt = k_N C^a and D_opt = k_D C^b regressed on the budgets' minima.
 
-    isoflop     Approach 2 (Hoffmann et al. 2022): a parabola per budget, then N_opt = k_N C^a
-    frontier    Approach 1 on final losses: the runs no cheaper run beats (frontier_mask)
-    chinchilla  Approach 3's closed form from a fitted L = E + A/N^alpha + B/D^beta
-
-`optimal_allocation(entry, C)` evaluates any of them from a fits.json entry.
+`fit_isoflop` is the batched estimator, `isoflop_allocation` the entry's "optimal_allocation"
+(the lines, and each budget's parabola, minimum and runs), `isoflop_parabola` draws one budget.
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ import math
 
 import numpy as np
 
-from ladder.fit_runs import FitError, Runs, distinct
-
-# --------------------------------------------------------------------------------------------
-# IsoFLOP profiles, Hoffmann et al. 2022 Approach 2
+from ladder.fit.runs import Runs, budgets, distinct, points
 
 ISOFLOP_WINDOW_DEX = 1.0  # largest half-width (decades of N) of a budget's parabola window
 ISOFLOP_MIN_SIZES = 5  # fewest model sizes in a window (when the budget has that many)
@@ -121,80 +116,13 @@ def fit_isoflop(
     return params, F, minima
 
 
-# --------------------------------------------------------------------------------------------
-# the compute frontier, Hoffmann et al. 2022 Approach 1 (on final losses)
+def usable_budgets(runs: Runs, tol: float) -> int:
+    """How many compute budgets have 3+ distinct model sizes (a parabola's worth)."""
+    labels = budgets(runs.C, tol)
+    return sum(distinct(runs.N[labels == g]) >= 3 for g in np.unique(labels))
 
 
-def frontier_mask(C: np.ndarray, L: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(K, n) mask of the lower envelope per row of weights: the runs whose loss is below that
-    of every (weighted-in) run with less or equal compute."""
-    order = np.lexsort((L, C))
-    Ls = np.where(w[:, order] > 0, L[order], np.inf)
-    before = np.concatenate(
-        [np.full((len(w), 1), np.inf), np.minimum.accumulate(Ls, axis=1)[:, :-1]], axis=1
-    )
-    on = np.zeros_like(Ls, dtype=bool)
-    on[:, order] = Ls < before
-    return on
-
-
-def on_frontier(runs: Runs) -> np.ndarray:
-    """The runs on the lower envelope of loss over compute (all runs weighted in)."""
-    return frontier_mask(runs.C, runs.loss, np.ones((1, len(runs))))[0]
-
-
-def chinchilla_allocation(p: dict, c: float = 6.0) -> dict:
-    """Minimise E + A/N^alpha + B/D^beta subject to c N D = C:
-    N_opt = G (C/c)^a, D_opt = (C/c)^b / G, G = (alpha A / (beta B))^(1/(alpha+beta)),
-    a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022, eq. 4)."""
-    al, be = np.asarray(p["alpha"]), np.asarray(p["beta"])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        logG = (np.log(al * p["A"]) - np.log(be * p["B"])) / (al + be)
-        a, b = be / (al + be), al / (al + be)
-        out = {
-            "a": a,
-            "b": b,
-            "G": np.exp(logG),
-            "k_N": np.exp(logG - a * math.log(c)),
-            "k_D": np.exp(-logG - b * math.log(c)),
-        }
-    return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
-
-
-def optimal_allocation(entry: dict, C, params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Compute-optimal (N_opt, D_opt) at compute C from a chinchilla, isoflop or frontier entry;
-    `params` may be one of a chinchilla or isoflop entry's bootstrap "samples"."""
-    C = np.asarray(C, dtype=float)
-    alloc = entry.get("optimal_allocation") or {}
-    if entry.get("law") == "chinchilla" and params is not None:
-        alloc = chinchilla_allocation(params, alloc.get("flops_per_param_token", 6.0))
-    elif entry.get("law") == "isoflop" and params is not None:
-        alloc = params
-    if "k_N" not in alloc:
-        raise FitError(f"no compute-optimal allocation for law '{entry.get('law')}'")
-    return alloc["k_N"] * C ** alloc["a"], alloc["k_D"] * C ** alloc["b"]
-
-
-# --------------------------------------------------------------------------------------------
-# the optimal_allocation of a fits.json entry
-
-
-def allocation_entry(law: str, runs: Runs, params: dict, state) -> tuple[dict | None, list[str]]:
-    """A fits.json entry's "optimal_allocation" (N_opt = k_N C^a, D_opt = k_D C^b) and its
-    warnings, for the law named `law` fitted to `runs` (`state`: isoflop's per-budget minima)."""
-    if law == "chinchilla":
-        # the allocation is for the table's own compute convention: C = c N D with c the
-        # median FLOPs per parameter per token (6 when C was derived as 6ND)
-        c = float(np.median(runs.C / (runs.N * runs.D))) if runs.C is not None else 6.0
-        return {**chinchilla_allocation(params, c), "flops_per_param_token": c}, []
-    if law == "isoflop":
-        return _isoflop_allocation(runs, params, state)
-    if law == "frontier":
-        return _frontier_allocation(runs)
-    return None, []
-
-
-def _isoflop_allocation(runs: Runs, params: dict, minima: list[dict]) -> tuple[dict, list[str]]:
+def isoflop_allocation(runs: Runs, params: dict, minima: list[dict]) -> tuple[dict, list[str]]:
     """The two regression lines, and per budget its parabola, minimum and the runs it used, so
     the report draws what was fitted rather than another law along the budget."""
     warnings = []
@@ -221,46 +149,5 @@ def _isoflop_budget(runs: Runs, m: dict) -> dict:
         "N_sampled": list(m["N_range"]),
         "n_window": len(m["window"]),
         "parabola": {"ln_N0": m["t0"], "coef": m["coef"]},
-        "points": _points(runs, m["window"]),
+        "points": points(runs, m["window"]),
     }
-
-
-def _points(runs: Runs, idx: np.ndarray) -> list[dict]:
-    """The runs a fit used, by id and with the numbers it used."""
-    columns = {"C": runs.C, "N": runs.N, "D": runs.D, "loss": runs.loss}
-    return [{"run": runs.ids[i]} | {k: float(v[i]) for k, v in columns.items()} for i in idx]
-
-
-def _frontier_allocation(runs: Runs) -> tuple[dict | None, list[str]]:
-    """Log-log lines of the frontier runs' N and D against C, or None with the reason."""
-    on = on_frontier(runs)
-    reason = _frontier_allocation_trivial(runs, on)
-    if reason is not None:
-        return None, [f"no optimal allocation: {reason}"]
-    idx = np.flatnonzero(on)
-    lC = np.log(runs.C[idx])
-    X = np.stack([np.ones_like(lC), lC], 1)
-    (cN, a), (cD, b) = (np.linalg.lstsq(X, np.log(v[idx]), rcond=None)[0] for v in (runs.N, runs.D))
-    alloc = {"a": float(a), "b": float(b), "k_N": math.exp(cN), "k_D": math.exp(cD)}
-    return alloc | {"frontier": _points(runs, idx)}, []
-
-
-def _frontier_allocation_trivial(runs: Runs, on: np.ndarray) -> str | None:
-    """Why the frontier's N and D slopes would say nothing about the runs, or None.
-
-    On a ladder with one token count every run's compute grows with N alone, so its frontier
-    has N_opt ∝ C^1 and D_opt ∝ C^0 by construction (one model size: the reverse): the slopes
-    describe the design, not a result, and are not reported."""
-    if runs.N is None or runs.D is None:
-        return "the table has no params or tokens column"
-    for var, grows, fixed in (("tokens", "N", "D"), ("params", "D", "N")):
-        values = runs.var(var)
-        if distinct(values) < 2:
-            return (
-                f"every run has the same {var} ({np.median(values):.3g}), so on the frontier "
-                f"{grows}_opt ∝ C^1 and {fixed}_opt ∝ C^0 by design, not as a result "
-                "(it takes runs that trade N against D at equal compute, e.g. an IsoFLOP design)"
-            )
-    if distinct(runs.C[on]) < 2:
-        return "the frontier runs share one compute value"
-    return None

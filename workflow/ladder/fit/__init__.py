@@ -1,0 +1,66 @@
+"""`ladder fit`: scaling laws fitted to a table of runs, with bootstrap intervals and an
+extrapolation check (docs/fitting.md).
+
+    ladder fit RUNS.csv --law all --bootstrap 1000 --seed 0 --out fits.json
+
+The public API (the report and the docs use only these):
+
+    fit_table(df, laws="all", x=None, offset=True, columns=None, bootstrap=1000, seed=0,
+              budget_tol=0.25) -> dict
+        The object written to fits.json: {"laws": {KEY: entry}, "meta": {...}}.
+    predict(law, params=None, N=None, D=None, C=None) -> np.ndarray
+        Loss in nats. `law` is a fits.json entry (dict) or a key ("power_params",
+        "power_compute_no_offset", "chinchilla", "kaplan", "frontier"); `params` defaults to
+        the entry's own and may be one of its bootstrap "samples" (to draw bands).
+    optimal_allocation(entry, C, params=None) -> (N_opt, D_opt)
+        Compute-optimal model size and tokens for chinchilla, isoflop and frontier entries.
+    isoflop_parabola(budget, N), frontier_mask(C, L, w), budgets(C, tol), truthy(values)
+        What the report draws: a budget's parabola, the frontier runs, the compute budgets,
+        which rows are diverged.
+    Columns, FitError(ValueError)
+        Which CSV columns hold N, D, C and the loss; every problem with the input (`main`
+        prints it on one line and returns 2).
+
+Keys of fits.json["laws"]: "power_{params,tokens,compute}" and the same with "_no_offset",
+"chinchilla", "kaplan", "isoflop", "frontier". An entry is {"skipped": reason} when
+`--law all` finds that the data cannot support the law, else it holds "law", "x", "formula",
+"params", "ci95", "n_points", "objective", "objective_kind", "residuals_log", "rows",
+"extrapolation", "optimal_allocation", "warnings", "bootstrap" and "samples".
+
+All fits work on log loss. Modules, each importing only from those above it:
+
+    runs           the table: Columns, Runs, load_runs, budgets, distinct, FitError
+    solver         a batched Levenberg-Marquardt (K problems, one per bootstrap resample)
+    power          L = E + A x^-alpha (or k x^-alpha): formula, estimator, warnings
+    chinchilla     L = E + A/N^alpha + B/D^beta: formula, grid, estimator, allocation
+    kaplan         L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D: formula, estimator
+    isoflop        Approach 2: a parabola per budget, N_opt and D_opt against C
+    frontier       Approach 1: the compute frontier and its N, D lines
+    laws           the catalogue: Law, make_law, support, fit_once (dispatch to a family)
+    predict        predict and optimal_allocation from a fits.json entry
+    bootstrap      resamples and expanded-percentile intervals
+    extrapolation  refit without the largest compute, predict it
+    entry          fit_law: one law -> one fits.json entry
+    table          fit_table, to_json, write_fits
+    cli            the command line (main)
+"""
+
+from ladder.fit.cli import main
+from ladder.fit.frontier import frontier_mask
+from ladder.fit.isoflop import isoflop_parabola
+from ladder.fit.predict import optimal_allocation, predict
+from ladder.fit.runs import Columns, FitError, budgets, truthy
+from ladder.fit.table import fit_table
+
+__all__ = [
+    "Columns",
+    "FitError",
+    "budgets",
+    "fit_table",
+    "frontier_mask",
+    "isoflop_parabola",
+    "main",
+    "optimal_allocation",
+    "predict",
+    "truthy",
+]
