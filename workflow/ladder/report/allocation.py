@@ -123,13 +123,27 @@ def plot_isoflop(study: Study):
     minimum; the minima's N_opt and D_opt against compute and their power laws."""
     fig, (ax, ax2) = new_figure(2)
     entry = study.law("isoflop")
-    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
+    C, N = study.values("compute"), study.values("params")
     ok = study.runs["ok"].to_numpy() & np.isfinite(C) & (C > 0) & np.isfinite(N)
     if not ok.any():
         missing(ax, "no finished rungs with compute and parameter counts")
         missing(ax2, study.why_missing("isoflop"))
         return fig
     minima = ((entry or {}).get("optimal_allocation") or {}).get("budgets") or []
+    _profiles_panel(fig, ax, study, ok, minima)
+    if entry is None:
+        missing(ax2, "no IsoFLOP fit:\n" + study.why_missing("isoflop"))
+    elif not minima:
+        missing(ax2, "fits.json lists no per-budget minima for isoflop")
+    else:
+        _isoflop_lines(ax2, study, entry, minima)
+    return fig
+
+
+def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -> None:
+    """Loss vs N of the runs in each compute budget, coloured by budget, with the budget's
+    fitted parabola (or, without stored parabolas, the Chinchilla law) and its minimum."""
+    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
     labels = fit.budgets(C[ok], float(study.fit_meta.get("budget_tol", 0.25)))
     lC = np.array([np.log(C[ok][labels == g]).mean() for g in np.unique(labels)])
     norm = LogNorm(np.exp(lC.min()), np.exp(lC.max()) * 1.0001)
@@ -158,13 +172,6 @@ def plot_isoflop(study: Study):
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title("IsoFLOP profiles: loss vs N at fixed compute", fontsize=10)
     legend(ax, fontsize=7)
-    if entry is None:
-        missing(ax2, "no IsoFLOP fit:\n" + study.why_missing("isoflop"))
-    elif not minima:
-        missing(ax2, "fits.json lists no per-budget minima for isoflop")
-    else:
-        _isoflop_lines(ax2, study, entry, minima)
-    return fig
 
 
 def _draw_parabola(ax, m: dict, colour, gid: str) -> None:

@@ -30,6 +30,23 @@ def _residual_x(study: Study, entry: dict) -> tuple[np.ndarray | None, str]:
 def plot_residuals(study: Study):
     """ln L - ln L_fit at every fitted rung, one panel per law (no-offset variants share their
     law's panel)."""
+    groups = _panel_laws(study)
+    if not groups:
+        fig, (ax,) = new_figure()
+        missing(ax, "no fitted law has residuals (every law was skipped)")
+        return fig
+    ncols = min(4, len(groups))
+    fig, axes = new_figure(ncols, -(-len(groups) // ncols), width=4.2, height=3.4)
+    for ax, key in zip(axes, groups, strict=False):
+        _residual_panel(ax, study, key)
+    for ax in axes[len(groups) :]:
+        ax.axis("off")
+    return fig
+
+
+def _panel_laws(study: Study) -> list[str]:
+    """One panel per fitted law with residuals; a no-offset variant joins its law's panel, or
+    has its own when its law has none."""
     groups = [
         k
         for k in study.laws
@@ -40,43 +57,36 @@ def plot_residuals(study: Study):
         for k in study.laws
         if k.endswith("_no_offset") and study.law(k) and k.removesuffix("_no_offset") not in groups
     ]
-    if not groups:
-        fig, (ax,) = new_figure()
-        missing(ax, "no fitted law has residuals (every law was skipped)")
-        return fig
-    ncols = min(4, len(groups))
-    fig, axes = new_figure(ncols, -(-len(groups) // ncols), width=4.2, height=3.4)
-    for ax, key in zip(axes, groups, strict=False):
-        for k, colour in ((key, "C0"), (f"{key}_no_offset", "C1")):
-            entry = study.law(k)
-            if entry is None or not entry.get("residuals_log"):
-                continue
-            r = np.asarray(entry["residuals_log"], dtype=float)
-            x, label = _residual_x(study, entry)
-            if x is None:
-                x, label = np.arange(len(r)), "fitted point"
-            else:
-                ax.set_xscale("log")
-            ax.scatter(
-                x,
-                100 * r,
-                s=18,
-                color=colour,
-                edgecolor="k",
-                lw=0.4,
-                label=f"{k}: rms {100 * np.sqrt(np.mean(r**2)):.2f}%",
-            )
-            ax.set_xlabel(label, fontsize=8)
-        ax.axhline(0, color="k", lw=1)
-        what = (
-            "ln N_opt - fit (%)"
-            if study.laws[key].get("law") == "isoflop"
-            else "ln L - ln L_fit (%)"
+    return groups
+
+
+def _residual_panel(ax, study: Study, key: str) -> None:
+    """The residuals of a law (blue) and of its no-offset variant (orange), in percent."""
+    for k, colour in ((key, "C0"), (f"{key}_no_offset", "C1")):
+        entry = study.law(k)
+        if entry is None or not entry.get("residuals_log"):
+            continue
+        r = np.asarray(entry["residuals_log"], dtype=float)
+        x, label = _residual_x(study, entry)
+        if x is None:
+            x, label = np.arange(len(r)), "fitted point"
+        else:
+            ax.set_xscale("log")
+        ax.scatter(
+            x,
+            100 * r,
+            s=18,
+            color=colour,
+            edgecolor="k",
+            lw=0.4,
+            label=f"{k}: rms {100 * np.sqrt(np.mean(r**2)):.2f}%",
         )
-        ax.set_ylabel(what, fontsize=8)
-        ax.set_title(key, fontsize=9)
-        legend(ax, fontsize=7)
-        ax.grid(True, alpha=0.25)
-    for ax in axes[len(groups) :]:
-        ax.axis("off")
-    return fig
+        ax.set_xlabel(label, fontsize=8)
+    ax.axhline(0, color="k", lw=1)
+    what = (
+        "ln N_opt - fit (%)" if study.laws[key].get("law") == "isoflop" else "ln L - ln L_fit (%)"
+    )
+    ax.set_ylabel(what, fontsize=8)
+    ax.set_title(key, fontsize=9)
+    legend(ax, fontsize=7)
+    ax.grid(True, alpha=0.25)
