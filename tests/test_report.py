@@ -8,7 +8,6 @@ study lives in the DAG test (test_pipeline.py).
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
@@ -19,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ladder import fit, report
+from ladder import fit
+from ladder.artifacts import REPORT_PLOTS
 from ladder.fit.table import write_fits
+from ladder.report import allocation, build, cli, curves, inputs, laws, make_report
 from tests.conftest import ROOT
 
 # the law the synthetic runs follow (Hoffmann et al. 2022's fitted values, rounded)
@@ -125,7 +126,7 @@ def run_cli(paths: dict, out: Path, *extra: str) -> int:
     ]
     if "curves" in paths:
         argv += ["--curves", str(paths["curves"])]
-    return report.main(argv)
+    return cli.main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def close(cell: str, value, digits: int = 4) -> bool:
 def test_every_plot_is_written_and_nontrivial(full, tiny):
     # a plot the tiny study cannot support is a figure that says so: smaller, never empty
     for paths, min_bytes in ((full, 15_000), (tiny, 5_000)):
-        for stem in report.PLOTS:
+        for stem in REPORT_PLOTS:
             png, svg = paths["out"] / f"{stem}.png", paths["out"] / f"{stem}.svg"
             assert png.stat().st_size > min_bytes, stem
             pixels = mpimg.imread(png)[..., :3]
@@ -191,9 +192,9 @@ def test_every_plot_is_written_and_nontrivial(full, tiny):
 
 
 def test_drawn_law_is_fit_predict_on_fits_json(full):
-    study = report.load(str(full["runs"]), str(full["fits"]), config_yaml=str(full["config"]))
+    study = inputs.load(str(full["runs"]), str(full["fits"]), config_yaml=str(full["config"]))
     entry = json.loads(full["fits"].read_text())["laws"]["power_compute"]
-    fig = report.plot_loss_vs(study, "compute")
+    fig = laws.plot_loss_vs(study, "compute")
     lines = [ln for ln in fig.axes[0].lines if ln.get_label().startswith(entry["formula"])]
     assert len(lines) == 1
     x, y = (np.asarray(v, dtype=float) for v in lines[0].get_data())
@@ -216,11 +217,11 @@ def test_drawn_law_is_fit_predict_on_fits_json(full):
 def test_isoflop_plot_draws_the_fitted_parabolas_and_their_minima(full):
     """Each budget's curve is the parabola fits.json stores, and its lowest point is the stored
     minimum (where the star is drawn)."""
-    study = report.load(str(full["runs"]), str(full["fits"]))
+    study = inputs.load(str(full["runs"]), str(full["fits"]))
     budgets = json.loads(full["fits"].read_text())["laws"]["isoflop"]["optimal_allocation"][
         "budgets"
     ]
-    ax = report.plot_isoflop(study).axes[0]
+    ax = allocation.plot_isoflop(study).axes[0]
     stars = [c.get_offsets()[0] for c in ax.collections if len(c.get_offsets()) == 1]
     for i, b in enumerate(budgets):
         lines = [ln for ln in ax.lines if ln.get_gid() == f"isoflop-parabola-{i}"]
@@ -244,7 +245,7 @@ def test_isoflop_plot_without_stored_parabolas_falls_back(full, tmp_path):
         del b["parabola"], b["points"]
     old = tmp_path / "fits.json"
     old.write_text(json.dumps(fits))
-    ax = report.plot_isoflop(report.load(str(full["runs"]), str(old))).axes[0]
+    ax = allocation.plot_isoflop(inputs.load(str(full["runs"]), str(old))).axes[0]
     assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("isoflop-parabola")]
     legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
     assert "Chinchilla law along each budget" in legend and "fitted minimum" in legend
@@ -331,15 +332,15 @@ def test_too_few_rungs_still_reports_what_it_can(tiny):
     assert "frontier: no optimal allocation: every run has the same tokens" in text
     assert "No compute-optimal allocation could be estimated." in text
     assert re.search(r"- frontier: no optimal allocation: .*by design", warnings)
-    fig = report.plot_compute_frontier(report.load(str(tiny["runs"]), str(tiny["fits"])))
+    fig = allocation.plot_compute_frontier(inputs.load(str(tiny["runs"]), str(tiny["fits"])))
     assert not [ln for ln in fig.axes[1].lines if "frontier runs" in ln.get_label()]
     assert any("by design" in t.get_text() for t in fig.axes[1].texts)
     # the figures that cannot be drawn say why, in the figure
-    study = report.load(str(tiny["runs"]), str(tiny["fits"]))
+    study = inputs.load(str(tiny["runs"]), str(tiny["fits"]))
     for fig, expected in (
-        (report.plot_isoflop(study), "no IsoFLOP fit"),
-        (report.plot_learning_curves(study), "no curves.csv"),
-        (report.plot_loss_vs(study, "tokens"), "power_tokens skipped"),
+        (allocation.plot_isoflop(study), "no IsoFLOP fit"),
+        (curves.plot_learning_curves(study), "no curves.csv"),
+        (laws.plot_loss_vs(study, "tokens"), "power_tokens skipped"),
     ):
         texts = [t.get_text() for ax in fig.axes for t in ax.texts]
         assert any(expected in t for t in texts), (expected, texts)
@@ -349,30 +350,30 @@ def test_a_killed_run_leaves_no_complete_looking_report(full, tmp_path, monkeypa
     out = tmp_path / "report"
     out.mkdir()
     (out / "report.md").write_text("# an old report\n")
-    study = report.load(str(full["runs"]), str(full["fits"]))
+    study = inputs.load(str(full["runs"]), str(full["fits"]))
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report, "collapse", killed)  # dies before the first plot
+    monkeypatch.setattr(build, "collapse", killed)  # dies before the first plot
     with pytest.raises(KeyboardInterrupt):
-        report.make_report(study, out)
+        make_report(study, out)
     assert not (out / "report.md").exists()
     assert not list(out.glob(".*"))
 
 
 def test_targets_and_bad_input():
-    assert report.parse_target("params=1e9") == ("params", 1e9)
-    assert report.parse_target({"flops": 1e21}) == ("compute", 1e21)
-    assert report.parse_target(None) is None
+    assert inputs.parse_target("params=1e9") == ("params", 1e9)
+    assert inputs.parse_target({"flops": 1e21}) == ("compute", 1e21)
+    assert inputs.parse_target(None) is None
     for bad in ("params", "bytes=3", "tokens=-1"):
         with pytest.raises(ValueError):
-            report.parse_target(bad)
+            inputs.parse_target(bad)
 
 
 def test_cli_fails_clearly(full, tmp_path, capsys):
     assert (
-        report.main(
+        cli.main(
             [
                 str(full["runs"]),
                 str(full["fits"]),
@@ -385,12 +386,13 @@ def test_cli_fails_clearly(full, tmp_path, capsys):
         == 2
     )
     assert "unknown quantity 'bytes'" in capsys.readouterr().err
-    assert report.main([str(tmp_path / "nope.csv"), str(full["fits"]), "--out", str(tmp_path)]) == 2
+    assert cli.main([str(tmp_path / "nope.csv"), str(full["fits"]), "--out", str(tmp_path)]) == 2
 
 
-def test_snakemake_rule_declares_every_plot_with_a_caption():
-    smk = (ROOT / "workflow/rules/report.smk").read_text()
-    literal = smk.split("REPORT_PLOTS = ", 1)[1].split("\n}\n", 1)[0] + "\n}"
-    assert ast.literal_eval(literal) == report.PLOTS
-    for stem in [*report.PLOTS, "report_md", "workflow"]:
+def test_snakemake_rule_declares_every_plot_with_a_caption(full):
+    # report.smk declares ladder.artifacts.REPORT_PLOTS as the rule's outputs: make_report must
+    # write exactly those files (PNG and SVG of every stem) and report.md
+    expected = {f"{stem}.{ext}" for stem in REPORT_PLOTS for ext in ("png", "svg")}
+    assert {p.name for p in full["out"].iterdir()} == expected | {"report.md"}
+    for stem in [*REPORT_PLOTS, "report_md", "workflow"]:
         assert (ROOT / f"workflow/report/{stem}.rst").read_text().strip(), stem

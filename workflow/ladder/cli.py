@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "rung": ("ladder.tune", "write a rung's final spec (with its tuned hyperparameters)"),
     "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),
     "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
-    "report": ("ladder.report", "plots and report.md from runs.csv and fits.json"),
+    "report": ("ladder.report.cli", "plots and report.md from runs.csv and fits.json"),
 }
 
 

@@ -1,23 +1,11 @@
 # Plots and report.md, captioned for `snakemake --report report.html`.
 # Every plot family has a fixed file name: a plot the data cannot support is still written,
-# as a figure saying what is missing. Keep REPORT_PLOTS equal to ladder.report.PLOTS
-# (tests/test_report.py checks); it is repeated here so parsing the Snakefile does not import
-# matplotlib.
+# as a figure saying what is missing. The list (file stem -> (category, subcategory) in the
+# HTML report) is ladder.artifacts.REPORT_PLOTS, which `ladder report` draws; importing it
+# from there does not import matplotlib.
+from ladder.artifacts import REPORT_PLOTS
 
 REPORT_DIR = f"{RESULTS}/report"
-# file stem -> (category, subcategory) in the HTML report; one category per plot family
-REPORT_PLOTS = {
-    "loss_vs_params": ("1. Scaling laws", "Loss vs parameters"),
-    "loss_vs_tokens": ("1. Scaling laws", "Loss vs tokens"),
-    "loss_vs_compute": ("1. Scaling laws", "Loss vs compute"),
-    "compute_frontier": ("2. Compute-optimal allocation", "Frontier and N, D lines"),
-    "isoflop": ("2. Compute-optimal allocation", "IsoFLOP curves"),
-    "learning_curves": ("3. Learning curves", "Loss vs tokens, every rung"),
-    "scale_sensitivity": ("4. Scale properties", "Sensitivity: exponents"),
-    "self_similarity": ("4. Scale properties", "Self-similarity: curve collapse"),
-    "scale_independence": ("4. Scale properties", "Independence: exponent vs scale"),
-    "residuals": ("5. Residuals", "Residuals of each law"),
-}
 
 
 # --extrapolate-to from the config, as a param, so changing the target reruns only the report

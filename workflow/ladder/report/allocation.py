@@ -1,91 +1,38 @@
-"""The plots of fitted laws: loss vs N, D and C; the compute frontier and compute-optimal N and
-D; the IsoFLOP profiles with their fitted parabolas; and the residuals of every law.
-
-Each `plot_*` returns a matplotlib Figure; a panel the data cannot support says what is missing.
-Curves, bands and allocations come from ladder.fit through ladder.report_data.
+"""Compute-optimal allocation: the compute frontier (rungs, their lower envelope, the frontier
+law, Chinchilla's loss at its optimal N and D) beside N_opt and D_opt from every law that
+estimates them; the IsoFLOP profiles with the parabolas ladder.fit fitted, their minima and the
+minima's power laws in compute.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 
 from ladder import fit
-from ladder.report_data import (
-    ALLOCATORS,
-    AXES,
-    Study,
-    allocation_band,
-    optimal_loss,
-    param_text,
-    spread,
-    target_predictions,
-)
-from ladder.report_figs import (
+from ladder.report.figure import (
     LOSS_LABEL,
     clamp_loss_axis,
-    draw_law,
     entropy_floor,
     legend,
     loglog,
-    mark_target,
     missing,
     new_figure,
     note,
     scatter_by,
     solid_dashed,
 )
-
-# --------------------------------------------------------------------------------------------
-# loss vs parameters, tokens, compute
-
-
-def plot_loss_vs(study: Study, var: str):
-    """Rungs, the fitted power law (with and without offset) and the study's target."""
-    fig, (ax,) = new_figure()
-    x, loss = study.values(var), study.values_loss()
-    ok = study.runs["ok"].to_numpy() & np.isfinite(x) & (x > 0)
-    if not ok.any():
-        missing(ax, f"no finished rungs with a {study.column(var)} value")
-        return fig
-    colour_by = "tokens" if var == "params" else "params"
-    scatter_by(fig, ax, x[ok], loss[ok], study.values(colour_by)[ok], AXES[colour_by][1])
-    bad = ~study.runs["ok"].to_numpy() & np.isfinite(x) & np.isfinite(loss) & (x > 0)
-    if bad.any():
-        ax.scatter(x[bad], loss[bad], marker="x", color="r", zorder=3, label="diverged")
-    data_hi = x[ok].max()
-    hi = max(data_hi, study.target[1] if study.target and study.target[0] == var else 0) * 1.5
-    targets = {r["law"]: r for r in target_predictions(study)}
-    drawn = False
-    for key, colour in ((f"power_{var}", "C0"), (f"power_{var}_no_offset", "C1")):
-        if (entry := study.law(key)) is None:
-            continue
-        label = f"{entry.get('formula', key)}\n{param_text(entry)}"
-        draw_law(ax, entry, var, x[ok].min() / 1.5, hi, data_hi, colour, label)
-        drawn = True
-        if key in targets:
-            mark_target(ax, study.target[1], targets[key], colour)
-    if not drawn:
-        note(ax, "no fitted law: " + study.why_missing(f"power_{var}"))
-    entropy_floor(ax, study)
-    marks = [
-        v
-        for r in targets.values()
-        for v in (r["lo"], r["hi"], r["loss"])
-        if r["law"].startswith(f"power_{var}")
-    ]
-    clamp_loss_axis(ax, study, loss[ok], marks)
-    loglog(ax, f"{AXES[var][1]}  [{study.column(var)}]")
-    ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(
-        f"Loss vs {AXES[var][1].split(' (')[0]} (dashed: extrapolated; band: 95%)", fontsize=10
-    )
-    legend(ax, fontsize=7, loc="best", framealpha=0.8)
-    return fig
-
+from ladder.report.inputs import AXES, Study
+from ladder.report.laws import draw_law, mark_target, param_text
+from ladder.report.predictions import (
+    ALLOCATORS,
+    allocation_band,
+    optimal_loss,
+    spread,
+    target_predictions,
+)
 
 # --------------------------------------------------------------------------------------------
 # the compute frontier and compute-optimal N and D
@@ -176,13 +123,27 @@ def plot_isoflop(study: Study):
     minimum; the minima's N_opt and D_opt against compute and their power laws."""
     fig, (ax, ax2) = new_figure(2)
     entry = study.law("isoflop")
-    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
+    C, N = study.values("compute"), study.values("params")
     ok = study.runs["ok"].to_numpy() & np.isfinite(C) & (C > 0) & np.isfinite(N)
     if not ok.any():
         missing(ax, "no finished rungs with compute and parameter counts")
         missing(ax2, study.why_missing("isoflop"))
         return fig
     minima = ((entry or {}).get("optimal_allocation") or {}).get("budgets") or []
+    _profiles_panel(fig, ax, study, ok, minima)
+    if entry is None:
+        missing(ax2, "no IsoFLOP fit:\n" + study.why_missing("isoflop"))
+    elif not minima:
+        missing(ax2, "fits.json lists no per-budget minima for isoflop")
+    else:
+        _isoflop_lines(ax2, study, entry, minima)
+    return fig
+
+
+def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -> None:
+    """Loss vs N of the runs in each compute budget, coloured by budget, with the budget's
+    fitted parabola (or, without stored parabolas, the Chinchilla law) and its minimum."""
+    C, L, N = study.values("compute"), study.values_loss(), study.values("params")
     labels = fit.budgets(C[ok], float(study.fit_meta.get("budget_tol", 0.25)))
     lC = np.array([np.log(C[ok][labels == g]).mean() for g in np.unique(labels)])
     norm = LogNorm(np.exp(lC.min()), np.exp(lC.max()) * 1.0001)
@@ -211,13 +172,6 @@ def plot_isoflop(study: Study):
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title("IsoFLOP profiles: loss vs N at fixed compute", fontsize=10)
     legend(ax, fontsize=7)
-    if entry is None:
-        missing(ax2, "no IsoFLOP fit:\n" + study.why_missing("isoflop"))
-    elif not minima:
-        missing(ax2, "fits.json lists no per-budget minima for isoflop")
-    else:
-        _isoflop_lines(ax2, study, entry, minima)
-    return fig
 
 
 def _draw_parabola(ax, m: dict, colour, gid: str) -> None:
@@ -290,79 +244,3 @@ def _isoflop_lines(ax, study: Study, entry: dict, minima: list[dict]) -> None:
     ax.set_ylabel("compute-optimal N, D")
     ax.set_title("Minima per budget and their power laws (band: 95%)", fontsize=10)
     legend(ax, fontsize=8)
-
-
-# --------------------------------------------------------------------------------------------
-# residuals
-
-
-def _residual_x(study: Study, entry: dict) -> tuple[np.ndarray | None, str]:
-    """Where to place each residual: the law's variable (compute for two-variable laws) at
-    the rungs it was fitted on, or the budget's compute for isoflop (one residual per budget)."""
-    if entry.get("law") == "isoflop":
-        budgets = (entry.get("optimal_allocation") or {}).get("budgets") or []
-        if len(budgets) == len(entry["residuals_log"]):
-            return np.array([b["C"] for b in budgets], dtype=float), AXES["compute"][1]
-        return None, ""
-    var = entry["x"] if isinstance(entry.get("x"), str) else "compute"
-    by_rung = study.runs.set_index("rung")
-    rows = entry.get("rows") or []
-    if len(rows) != len(entry["residuals_log"]) or not all(r in by_rung.index for r in rows):
-        return None, ""
-    x = pd.to_numeric(by_rung.loc[rows, study.column(var)], errors="coerce")
-    return x.to_numpy(dtype=float), AXES[var][1]
-
-
-def plot_residuals(study: Study):
-    """ln L - ln L_fit at every fitted rung, one panel per law (no-offset variants share their
-    law's panel)."""
-    groups = [
-        k
-        for k in study.laws
-        if study.law(k) and study.laws[k].get("residuals_log") and not k.endswith("_no_offset")
-    ]
-    groups += [
-        k
-        for k in study.laws
-        if k.endswith("_no_offset") and study.law(k) and k.removesuffix("_no_offset") not in groups
-    ]
-    if not groups:
-        fig, (ax,) = new_figure()
-        missing(ax, "no fitted law has residuals (every law was skipped)")
-        return fig
-    ncols = min(4, len(groups))
-    fig, axes = new_figure(ncols, -(-len(groups) // ncols), width=4.2, height=3.4)
-    for ax, key in zip(axes, groups, strict=False):
-        for k, colour in ((key, "C0"), (f"{key}_no_offset", "C1")):
-            entry = study.law(k)
-            if entry is None or not entry.get("residuals_log"):
-                continue
-            r = np.asarray(entry["residuals_log"], dtype=float)
-            x, label = _residual_x(study, entry)
-            if x is None:
-                x, label = np.arange(len(r)), "fitted point"
-            else:
-                ax.set_xscale("log")
-            ax.scatter(
-                x,
-                100 * r,
-                s=18,
-                color=colour,
-                edgecolor="k",
-                lw=0.4,
-                label=f"{k}: rms {100 * np.sqrt(np.mean(r**2)):.2f}%",
-            )
-            ax.set_xlabel(label, fontsize=8)
-        ax.axhline(0, color="k", lw=1)
-        what = (
-            "ln N_opt - fit (%)"
-            if study.laws[key].get("law") == "isoflop"
-            else "ln L - ln L_fit (%)"
-        )
-        ax.set_ylabel(what, fontsize=8)
-        ax.set_title(key, fontsize=9)
-        legend(ax, fontsize=7)
-        ax.grid(True, alpha=0.25)
-    for ax in axes[len(groups) :]:
-        ax.axis("off")
-    return fig

@@ -1,4 +1,4 @@
-"""Learning curves and the three scale properties, measured and drawn (docs/report.md):
+"""The three scale properties, measured and drawn (docs/report.md):
 
     sensitivity   every exponent's interval; the local exponent -d ln L / d ln x
     similarity    learning curves rescaled by compute and reducible loss, and how well they collapse
@@ -18,56 +18,13 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 
 from ladder import fit
-from ladder.report_data import AXES, Study, curve_of, spread
-from ladder.report_figs import entropy_floor, legend, loglog, missing, new_figure, size_colours
+from ladder.report.curves import curve_of
+from ladder.report.figure import legend, loglog, missing, new_figure, size_colours
+from ladder.report.inputs import AXES, Study
+from ladder.report.predictions import spread
 
 EXPONENTS = ("alpha", "beta", "alpha_N", "alpha_D")  # loss exponents; a, b are allocation ones
 COLLAPSE_FROM = 0.1  # fraction of a run's compute after which curves are compared (warmup ends)
-
-
-# --------------------------------------------------------------------------------------------
-# learning curves
-
-
-def plot_learning_curves(study: Study):
-    """Every rung's smoothed train loss and its validation points, coloured by size."""
-    fig, (ax,) = new_figure(width=7.2)
-    if study.curves is None:
-        missing(ax, "no curves.csv: learning curves were not recorded")
-        return fig
-    N = study.values("params")
-    norm = size_colours(N) or LogNorm(max(np.nanmin(N), 1), max(np.nanmax(N), 1) * 1.01)
-    cmap = colormaps["viridis"]
-    drawn = 0
-    order = np.argsort(N)
-    for i in order:
-        rung = study.runs["rung"].iloc[i]
-        c = curve_of(study, rung)
-        if c is None:
-            continue
-        colour = cmap(norm(N[i])) if np.isfinite(N[i]) else "0.5"
-        ls = "-" if study.runs["ok"].iloc[i] else ":"
-        ax.plot(c["tokens"], c["smooth"], color=colour, lw=1.3, ls=ls)
-        if "val_loss_nats" in c.columns:
-            v = c[np.isfinite(pd.to_numeric(c["val_loss_nats"], errors="coerce"))]
-            ax.scatter(
-                v["tokens"], v["val_loss_nats"], color=colour, s=14, edgecolor="k", lw=0.4, zorder=3
-            )
-        drawn += 1
-    if not drawn:
-        missing(ax, "curves.csv has no rows for the rungs in runs.csv")
-        return fig
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=AXES["params"][1])
-    ax.plot([], [], "k-", label="train loss (smoothed)")
-    ax.scatter([], [], color="w", edgecolor="k", s=14, label="validation loss")
-    if not study.runs["ok"].all():
-        ax.plot([], [], "k:", label="diverged rung")
-    entropy_floor(ax, study)
-    loglog(ax, "training tokens seen")
-    ax.set_ylabel("loss (nats/token)")
-    ax.set_title(f"Learning curves of {drawn} rungs, coloured by size")
-    legend(ax, fontsize=8)
-    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 
-from ladder.report_data import ALLOCATORS, AXES, Study, allocation_band, target_predictions
-from ladder.report_scale import exponents, sensitivity, verdict
+from ladder.artifacts import REPORT_PLOTS
+from ladder.report.inputs import AXES, Study
+from ladder.report.predictions import ALLOCATORS, allocation_band, target_predictions
+from ladder.report.scale import exponents, sensitivity, verdict
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -278,9 +280,9 @@ def section_warnings(study: Study, sim: dict) -> str:
     return "\n".join(lines) if lines else "None."
 
 
-def render(study: Study, sim: dict, ind: dict[str, dict], plots: dict[str, tuple]) -> str:
-    """report.md: `sim` and `ind` are collapse() and independence(); `plots` maps each plot's
-    file stem to its (category, caption)."""
+def render(study: Study, sim: dict, ind: dict[str, dict]) -> str:
+    """report.md: `sim` and `ind` are collapse() and independence(); the plots are linked in
+    REPORT_PLOTS order, each captioned with its subcategory."""
     name = (study.config or {}).get("study", "")
     parts = [
         f"# Scaling-law report{': ' + name if name else ''}",
@@ -301,6 +303,6 @@ def render(study: Study, sim: dict, ind: dict[str, dict], plots: dict[str, tuple
         "## Warnings",
         section_warnings(study, sim),
         "## Plots",
-        "\n\n".join(f"![{sub}]({stem}.png)" for stem, (_, sub) in plots.items()),
+        "\n\n".join(f"![{sub}]({stem}.png)" for stem, (_, sub) in REPORT_PLOTS.items()),
     ]
     return "\n\n".join(parts) + "\n"

@@ -1,11 +1,10 @@
 """Matplotlib helpers shared by every plot: figures on the Agg canvas (no pyplot state),
-panels that say what is missing, cheap log-axis labels, and atomic PNG + SVG writes."""
+panels that say what is missing, cheap log-axis labels, colours by size, and PNG + SVG writes
+through ladder.artifacts."""
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from ladder.report_data import AXES, Study, band
+from ladder.artifacts import atomic_file
+from ladder.report.inputs import Study
 
 FORMATS = ("png", "svg")
 LOSS_LABEL = "held-out loss (nats/token)"
@@ -121,20 +121,15 @@ def format_log_axes(fig) -> None:
 
 
 def save_figure(fig, out: Path, stem: str) -> list[Path]:
-    """Write stem.png and stem.svg through temp files, so no half-written plot is left."""
+    """Write stem.png and stem.svg, each to a temp file renamed into place (ladder.artifacts),
+    so no half-written plot is left."""
     paths = []
     format_log_axes(fig)
     fig.tight_layout()
     for ext in FORMATS:
         path = out / f"{stem}.{ext}"
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=110)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         paths.append(path)
     return paths
 
@@ -166,37 +161,6 @@ def solid_dashed(ax, x, y, x_max, **kw):
     j = max(int(inside.sum()) - 1, 0)
     if j < len(x) - 1:
         ax.plot(x[j:], y[j:], **{**kw, "ls": "--"})
-
-
-def draw_law(
-    ax, entry: dict, var: str, lo: float, hi: float, data_max: float, colour: str, label: str
-) -> None:
-    """The fitted curve with its 95% band: solid over the data, dashed beyond it."""
-    xs = np.unique(np.append(np.geomspace(lo, hi, 200), data_max))  # solid ends at the rung
-    mid, blo, bhi = band(entry, **{AXES[var][0]: xs})
-    solid_dashed(ax, xs, mid, data_max, color=colour, lw=2, label=label)
-    if blo is not None:
-        ax.fill_between(xs, blo, bhi, color=colour, alpha=0.18, lw=0)
-
-
-def mark_target(ax, at: float, row: dict, colour: str) -> None:
-    """The predicted loss at the study's target, with its 95% interval as an error bar."""
-    yerr = None if row["lo"] is None else [[row["loss"] - row["lo"]], [row["hi"] - row["loss"]]]
-    text = f"{row['law']} at {at:.3g}: {row['loss']:.4g} nats"
-    if row["lo"] is not None:
-        text += f" [{row['lo']:.4g}, {row['hi']:.4g}]"
-    ax.errorbar(
-        [at],
-        [row["loss"]],
-        yerr=yerr,
-        fmt="*",
-        ms=13,
-        color=colour,
-        mec="k",
-        capsize=4,
-        zorder=5,
-        label=text,
-    )
 
 
 def loglog(ax, xlabel: str) -> None:
