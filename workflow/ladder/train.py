@@ -53,6 +53,7 @@ from ladder.artifacts import (
     TRAIN_LOG_CSV,
     atomic_dir,
     atomic_file,
+    leftover_temps,
     split_file,
     write_json,
     write_text,
@@ -250,8 +251,7 @@ def clear_outputs(out: Path) -> None:
     """A previous complete run must not survive a failed rerun looking complete."""
     for stale in (TRAIN_JSON, TRAIN_LOG_CSV):
         (out / stale).unlink(missing_ok=True)
-    # incl. the temp folder of a killed save (ladder.artifacts names it .model.tmp<pid>)
-    for path in [out / MODEL_DIR, *out.glob(f".{MODEL_DIR}.tmp*")]:
+    for path in [out / MODEL_DIR, *leftover_temps(out / MODEL_DIR)]:  # incl. a killed save's
         shutil.rmtree(path, ignore_errors=True)
 
 
