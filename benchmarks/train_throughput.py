@@ -26,10 +26,18 @@ import time
 import numpy as np
 import torch
 
-from ladder.evaluate import LossModel, autocast_for, resolve_device, resolve_precision
+from ladder.loss import LossModel
 from ladder.model import ModelShape, build_model, default_d_ff, flops_per_token, param_groups
 from ladder.plan import Rung
-from ladder.train import make_optimizer, peak_flops, resolve_compile, to_device, train_step
+from ladder.runtime import (
+    autocast_for,
+    peak_flops,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_threads,
+)
+from ladder.train import make_optimizer, to_device, train_step
 
 # (family, n_layer, d_model, n_head): the reference shapes on GPU, small ones on CPU
 GPU_SHAPES = [("gpt2", 6, 384, 6), ("gpt2", 12, 768, 12), ("llama", 24, 1024, 16)]
@@ -130,7 +138,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()  # HF's one-time notes about the loss type
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     if gpu:

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 import ladder.evaluate as E
+from ladder import shards
 from ladder.config import load_config
+from ladder.loss import IGNORE
 from ladder.model import build_model
 from ladder.plan import Rung, plan
 
@@ -92,10 +94,10 @@ def test_max_tokens_beyond_the_split_uses_all_of_it(tmp_path):
 def test_bert_mask_is_fixed_seeded_and_prefix_stable(tmp_path):
     meta = json.loads((make_shards(tmp_path / "tok") / "meta.json").read_text())
     val = np.fromfile(tmp_path / "tok" / "val.bin", np.uint16)
-    x1, y1 = E.val_slice(val, "bert", 16, 1600, 0.15, meta)
-    x2, y2 = E.val_slice(val, "bert", 16, 3000, 0.15, meta)
+    x1, y1 = shards.val_slice(val, "bert", 16, 1600, 0.15, meta)
+    x2, y2 = shards.val_slice(val, "bert", 16, 3000, 0.15, meta)
     assert np.array_equal(x1, x2[:100]) and np.array_equal(y1, y2[:100])
-    sel = y2 != E.IGNORE
+    sel = y2 != IGNORE
     assert 0.12 < sel.mean() < 0.18  # mlm_probability 0.15
     orig = val[: y2.size].reshape(y2.shape)
     assert np.array_equal(y2[sel], orig[sel])  # labels are the original tokens

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import ladder.evaluate as E
+import ladder.loss as L
 from ladder.model import (
     ModelShape,
     build_model,
@@ -70,13 +70,13 @@ def test_bert_trains_token_zero():
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_fused_loss_equals_hf_labels_loss_and_grads(family, monkeypatch):
-    monkeypatch.setitem(E.CHUNK_LOGITS, "cpu", 100 * 7)  # several chunks, a ragged last one
+    monkeypatch.setitem(L.CHUNK_LOGITS, "cpu", 100 * 7)  # several chunks, a ragged last one
     s = shape(family)
     ids = torch.randint(0, 100, (3, 8), generator=torch.Generator().manual_seed(0))
     ref = build_model(s, seed=1)
     ref(input_ids=ids, labels=ids).loss.backward()
     ours = build_model(s, seed=1)
-    loss = E.LossModel(ours, family)(ids[:, :-1], ids[:, 1:].reshape(-1)) / 21
+    loss = L.LossModel(ours, family)(ids[:, :-1], ids[:, 1:].reshape(-1)) / 21
     loss.backward()
     torch.testing.assert_close(loss, ref(input_ids=ids, labels=ids).loss)
     for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
@@ -86,13 +86,13 @@ def test_fused_loss_equals_hf_labels_loss_and_grads(family, monkeypatch):
 def test_fused_loss_equals_hf_masked_lm_loss():
     s = shape("bert")
     ids = torch.randint(0, 100, (2, 8), generator=torch.Generator().manual_seed(0))
-    labels = torch.full_like(ids, E.IGNORE)
+    labels = torch.full_like(ids, L.IGNORE)
     labels[0, 1], labels[1, 5], labels[1, 6] = 7, 8, 9
     ref, ours = build_model(s, seed=1), build_model(s, seed=1)
     hf = ref(input_ids=ids, labels=labels).loss
     hf.backward()
-    pos = (labels.reshape(-1) != E.IGNORE).nonzero().squeeze(1)
-    loss = E.LossModel(ours, "bert")(ids, labels.reshape(-1)[pos], pos) / 3
+    pos = (labels.reshape(-1) != L.IGNORE).nonzero().squeeze(1)
+    loss = L.LossModel(ours, "bert")(ids, labels.reshape(-1)[pos], pos) / 3
     loss.backward()
     torch.testing.assert_close(loss, hf)
     for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
@@ -104,8 +104,8 @@ def test_linear_cross_entropy_ignores_and_matches_reference():
     h = torch.randn(10, 4, generator=g, requires_grad=True)
     w = torch.randn(6, 4, generator=g, requires_grad=True)
     b = torch.randn(6, generator=g, requires_grad=True)
-    t = torch.tensor([0, 1, E.IGNORE, 3, 4, 5, E.IGNORE, 1, 2, 3])
-    E.linear_cross_entropy(h, w, b, t).mul(2.0).backward()
+    t = torch.tensor([0, 1, L.IGNORE, 3, 4, 5, L.IGNORE, 1, 2, 3])
+    L.linear_cross_entropy(h, w, b, t).mul(2.0).backward()
     grads = [x.grad.clone() for x in (h, w, b)]
     for x in (h, w, b):
         x.grad = None
@@ -114,7 +114,7 @@ def test_linear_cross_entropy_ignores_and_matches_reference():
     for got, x in zip(grads, (h, w, b), strict=True):
         torch.testing.assert_close(got, x.grad)
     with torch.no_grad():
-        torch.testing.assert_close(E.linear_cross_entropy(h, w, b, t), ref / 2)
+        torch.testing.assert_close(L.linear_cross_entropy(h, w, b, t), ref / 2)
 
 
 def test_bf16_autocast_loss_is_close_to_fp32():
@@ -122,6 +122,6 @@ def test_bf16_autocast_loss_is_close_to_fp32():
     h, w = torch.randn(32, 16, generator=g), torch.randn(50, 16, generator=g) * 0.1
     t = torch.randint(0, 50, (32,), generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        low = E.linear_cross_entropy(h, w.requires_grad_(), None, t)
+        low = L.linear_cross_entropy(h, w.requires_grad_(), None, t)
     assert low.dtype == torch.float32  # the sum is fp32 even though logits are bf16
-    torch.testing.assert_close(low, E.linear_cross_entropy(h, w, None, t), rtol=1e-2, atol=0)
+    torch.testing.assert_close(low, L.linear_cross_entropy(h, w, None, t), rtol=1e-2, atol=0)

@@ -19,9 +19,10 @@ import torch
 
 from ladder import train as T
 from ladder.config import load_config
-from ladder.evaluate import LossModel
+from ladder.loss import LossModel
 from ladder.model import param_groups
 from ladder.plan import Rung, plan
+from ladder.shards import step_batch
 
 torch.set_num_threads(1)
 VOCAB = 300
@@ -113,9 +114,9 @@ def test_windows_depend_only_on_seed_and_step(shards):
     meta = json.loads((shards / "meta.json").read_text())
     data = np.fromfile(shards / "train.bin", dtype=np.uint16)
     r = tiny_rung()
-    a, b = T.step_batch(data, r, 5, meta), T.step_batch(data, r, 5, meta)
+    a, b = step_batch(data, r, 5, meta), step_batch(data, r, 5, meta)
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[0][:, 1:], a[1][:, :-1])
-    assert not np.array_equal(a[0], T.step_batch(data, r, 6, meta)[0])
+    assert not np.array_equal(a[0], step_batch(data, r, 6, meta)[0])
 
 
 # ----------------------------------------------------------------------------- end to end

@@ -72,6 +72,12 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def leftover_temps(path: str | os.PathLike) -> list[Path]:
+    """Temp files or folders of `path` that a killed job's atomic write left behind."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.tmp*"))
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success rename it onto `path`, on error remove it.

@@ -76,6 +76,14 @@ class Rung:
     def from_json(cls, text: str) -> Rung:
         return cls(**json.loads(text))
 
+    @classmethod
+    def from_arg(cls, text: str) -> Rung:
+        """A Rung from a command-line argument: JSON text, or `@path` of a JSON file."""
+        if text.startswith("@"):
+            with open(text[1:]) as f:
+                text = f.read()
+        return cls.from_json(text)
+
     def row(self) -> dict[str, Any]:
         """The plan.csv row: the rung, its parameter groups and FLOPs."""
         groups = param_groups(self.shape)

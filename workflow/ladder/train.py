@@ -7,17 +7,21 @@ torch.compile on CUDA, atomic checkpoints, DDP under torchrun. See docs/training
     torchrun --standalone --nproc-per-node 2 -m ladder.cli train ...   (DDP; `ladder train`
     re-launches itself like this when the rung asks for gpus > 1 on a CUDA machine)
 
-Why it is exact and cheap to resume: the windows of step s are drawn by a generator
-seeded with (seed, s), for the whole step regardless of world size (rank r takes its
-slice), so the data position *is* the step counter, and DDP sees the same data as one
-process. A checkpoint (RUNDIR/ckpt/state.pt, temp file + rename) holds weights,
-optimizer, grad scaler, step, RNG states and the log so far; it is written every
-`checkpoint_minutes` and when SIGTERM/SIGUSR1 arrives (what SLURM sends before a
-time limit or preemption; the job then exits 128+signal so the scheduler retries it).
-On CPU a resumed run ends with the same weights and loss, bit for bit.
+A job reads top to bottom in `train`: `setup` (device, data, model, optimizer), `restore`
+(a checkpoint or a WSD branch's start state), `train_loop` (each step: lr → batch → step
+→ log / eval → checkpoint), `write_outputs`. `Clock` keeps its times, `Progress` its log.
 
-Outputs: RUNDIR/model/ (save_pretrained), train_log.csv, and train.json last; each is
-written to a temp name and renamed, so a killed job never leaves a complete-looking run.
+Why it is exact and cheap to resume: the windows of step s are drawn by a generator
+seeded with (seed, s) (ladder.shards.step_batch), so the data position *is* the step
+counter, and DDP sees the same data as one process. A checkpoint (RUNDIR/ckpt/state.pt)
+holds weights, optimizer, grad scaler, step, RNG states and the log so far; it is
+written every `checkpoint_minutes` and when SIGTERM/SIGUSR1 arrives (what SLURM sends
+before a time limit or preemption; the job then exits 128+signal so the scheduler
+retries it). On CPU a resumed run ends with the same weights and loss, bit for bit.
+
+Outputs: RUNDIR/model/ (save_pretrained), train_log.csv, and train.json last; each (and
+the checkpoint) is written atomically by ladder.artifacts, so a killed job never leaves
+a complete-looking run.
 """
 
 from __future__ import annotations
@@ -33,48 +37,49 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ladder.artifacts import write_text
-from ladder.evaluate import (
-    IGNORE,
-    DataError,
-    LossModel,
-    autocast_for,
-    check_ids,
-    load_meta,
-    mean_loss,
-    mlm_mask,
-    open_split,
-    parse_rung,
-    resolve_device,
-    resolve_precision,
-    targets_of,
-    val_slice,
+from ladder.artifacts import (
+    CHECKPOINT,
+    MODEL_DIR,
+    TOKENS_META_JSON,
+    TRAIN_JSON,
+    TRAIN_LOG_CSV,
+    atomic_dir,
+    atomic_file,
+    leftover_temps,
+    split_file,
+    write_json,
+    write_text,
 )
+from ladder.errors import DataError
+from ladder.loss import IGNORE, LossModel, mean_loss, targets_of
 from ladder.model import build_model, count_params, flops_per_token, param_groups
 from ladder.plan import Rung, format_count
+from ladder.runtime import (
+    autocast_for,
+    peak_flops,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    set_threads,
+    use_cuda,
+)
+from ladder.shards import check_ids, load_meta, open_split, step_batch, val_slice
 
 LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
 # Rung fields that change how a run executes but not what it computes: a checkpoint
 # written under other values of these is still resumed (e.g. on more GPUs).
 RUNTIME_FIELDS = {"device", "compile", "threads", "gpus", "log_every_s", "checkpoint_minutes"}
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, matched in order
-# against torch.cuda.get_device_name(); LADDER_PEAK_FLOPS overrides (e.g. 989e12).
-PEAK_BF16_FLOPS = [
-    ("H100 PCIe", 756e12),
-    ("H100 NVL", 835e12),
-    ("H100", 989e12),
-    ("H200", 989e12),
-    ("H20", 148e12),
-    ("B200", 2250e12),
-    ("A100", 312e12),
-    ("L40S", 362e12),
-]
+# Fields a WSD branch may change: a cooldown continues the stable run's state but has its
+# own id, length and (to keep the warmup's step count) warmup fraction.
+BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
 
 
 class Divergence(RuntimeError):
@@ -119,45 +124,146 @@ def eval_steps(r: Rung) -> set[int]:
     return {int(round(p)) for p in pts} | {r.steps}
 
 
-# ----------------------------------------------------------------------------- data
+# ----------------------------------------------------------------------------- setup
 
 
-def step_windows(data: np.ndarray, r: Rung, step: int, width: int) -> np.ndarray:
-    """All windows (seqs, width) of one optimizer step, from a (seed, step) generator."""
+@dataclass
+class Run:
+    """One training job, set up: the rung, where it runs, its data, model and optimizer."""
+
+    r: Rung
+    out: Path  # the run directory
+    world: int  # processes (DDP ranks)
+    rank: int
+    device: torch.device
+    precision: str
+    compiled: bool
+    peak: float | None  # the device's peak FLOP/s, for MFU
+    meta: dict[str, Any]
+    data: np.ndarray  # train.bin
+    local: int  # sequences of a step on this rank
+    micro: int  # sequences per forward pass
+    model: torch.nn.Module
+    params: dict[str, int]  # parameter groups counted on the real model
+    loss_model: LossModel
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: Any
+    val_inputs: np.ndarray  # the learning curve's validation windows
+    val_labels: np.ndarray
+    step_model: torch.nn.Module | None = None  # what a step runs; set by `distribute`
+
+    @property
+    def ddp(self) -> bool:
+        return self.world > 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def setup(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None) -> Run:
+    """Threads and device, the data (checked before any compute, so a bad shard fails in
+    seconds), the DDP process group, stale outputs removed, model and optimizer built."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    set_threads(r.threads)
+    device = resolve_device(r.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        use_cuda(device)
+    precision = resolve_precision(r.precision, device)
+    compiled = resolve_compile(r.compile, device)
+    meta, data, val = open_data(tokens_dir, r)
+    local, micro = split_batch(r, world)
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    out = Path(out_dir)
+    if rank == 0:
+        clear_outputs(out)
+    model = build_model(r.shape, r.seed).to(device)
+    params = count_params(model, r.shape)
+    if params != param_groups(r.shape) and rank == 0:
+        print(f"warning: parameter groups differ from the analytic count: {params}")
+    val_inputs, val_labels = curve_slice(val, r, meta, val_tokens, micro)
+    return Run(
+        r=r,
+        out=out,
+        world=world,
+        rank=rank,
+        device=device,
+        precision=precision,
+        compiled=compiled,
+        peak=peak_flops(device),
+        meta=meta,
+        data=data,
+        local=local,
+        micro=micro,
+        model=model,
+        params=params,
+        loss_model=LossModel(model, r.family, compiled_loss=compiled),
+        opt=make_optimizer(model, r, device),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision == "fp16"),
+        autocast=autocast_for(precision, device),
+        val_inputs=val_inputs,
+        val_labels=val_labels,
+    )
+
+
+def open_data(tokens_dir: str, r: Rung) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """meta.json, train.bin and val.bin, checked to fit rung `r`."""
+    meta = load_meta(tokens_dir)
+    data = open_split(tokens_dir, "train", meta)
+    val = open_split(tokens_dir, "val", meta)
+    check_ids(data, r.vocab_size, f"{tokens_dir}/{split_file('train', 'bin')}")
+    check_ids(val, r.vocab_size, f"{tokens_dir}/{split_file('val', 'bin')}")
+    if r.family == "bert" and meta.get("mask_id") is None:
+        raise DataError(
+            f"{tokens_dir}/{TOKENS_META_JSON}: mask_id is null; bert needs a mask token"
+        )
+    width = r.seq_len + (r.family != "bert")
+    if len(data) < width:
+        raise DataError(
+            f"{tokens_dir}/{split_file('train', 'bin')} has {len(data)} tokens; need >= {width}"
+        )
+    return meta, data, val
+
+
+def split_batch(r: Rung, world: int) -> tuple[int, int]:
+    """(sequences of a step on each rank, sequences per forward pass): the largest divisor
+    of the rank's share that is at most micro_batch."""
     seqs = r.batch_tokens // r.seq_len
-    starts = np.random.default_rng([r.seed, step]).integers(0, len(data) - width + 1, seqs)
-    return np.asarray(data[starts[:, None] + np.arange(width)]).astype(np.int64)
+    if r.batch_tokens % r.seq_len or seqs % world:
+        raise ValueError(
+            f"batch_tokens {r.batch_tokens} must be a multiple of seq_len × world size "
+            f"({r.seq_len} × {world})"
+        )
+    local = seqs // world
+    micro = max(k for k in range(1, min(local, r.micro_batch) + 1) if local % k == 0)
+    return local, micro
 
 
-def step_batch(data: np.ndarray, r: Rung, step: int, meta: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, labels) of one step for all ranks; labels are IGNORE where not predicted."""
-    if r.family == "bert":
-        win = step_windows(data, r, step, r.seq_len)
-        return mlm_mask(win, (r.seed, step), r.mlm_probability, meta["mask_id"], meta["vocab_size"])
-    win = step_windows(data, r, step, r.seq_len + 1)
-    return win[:, :-1], win[:, 1:]
+def clear_outputs(out: Path) -> None:
+    """A previous complete run must not survive a failed rerun looking complete."""
+    for stale in (TRAIN_JSON, TRAIN_LOG_CSV):
+        (out / stale).unlink(missing_ok=True)
+    for path in [out / MODEL_DIR, *leftover_temps(out / MODEL_DIR)]:  # incl. a killed save's
+        shutil.rmtree(path, ignore_errors=True)
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def peak_flops(device: torch.device) -> float | None:
-    if os.environ.get("LADDER_PEAK_FLOPS"):
-        return float(os.environ["LADDER_PEAK_FLOPS"])
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((f for key, f in PEAK_BF16_FLOPS if key in name), None)
-
-
-def resolve_compile(value: Any, device: torch.device) -> bool:
-    """compile auto → on for CUDA (the big win there), off on CPU (compile time dominates)."""
-    v = str(value).lower()
-    if v == "auto":
-        return device.type == "cuda"
-    if v not in ("true", "false"):
-        raise ValueError(f"compile: {value!r} is not one of auto, true, false")
-    return v == "true"
+def curve_slice(
+    val: np.ndarray, r: Rung, meta: dict, val_tokens: int | None, micro: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The learning curve's validation windows: a prefix of evaluate's slice (default
+    4 × batch_tokens tokens), cut to whole micro-batches when it holds one."""
+    v_tokens = val_tokens or 4 * r.batch_tokens
+    v_in, v_lab = val_slice(val, r.family, r.seq_len, v_tokens, r.mlm_probability, meta)
+    n_val = max(1, len(v_in) // micro) * micro if len(v_in) >= micro else len(v_in)
+    return v_in[:n_val], v_lab[:n_val]
 
 
 def make_optimizer(model: torch.nn.Module, r: Rung, device: torch.device):
@@ -175,25 +281,21 @@ def make_optimizer(model: torch.nn.Module, r: Rung, device: torch.device):
         return torch.optim.AdamW(groups, **kw)
 
 
-def fmt_time(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+def distribute(run: Run) -> None:
+    """The module a step runs: the loss model, its body compiled in place (state_dict and
+    save_pretrained unchanged), wrapped in DDP under torchrun. Called after `restore`."""
+    if run.compiled:
+        run.model.base_model.compile()
+    run.step_model = run.loss_model
+    if run.ddp:
+        run.step_model = torch.nn.parallel.DistributedDataParallel(
+            run.loss_model,
+            device_ids=[run.device.index] if run.device.type == "cuda" else None,
+            broadcast_buffers=False,  # buffers (RoPE) are constants; saves a collective
+        )
 
 
-def log_csv(rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LOG_COLUMNS)
-    for row in rows:
-        w.writerow(["" if v is None else v for v in row])
-    return buf.getvalue()
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+# ----------------------------------------------------------------------------- restore
 
 
 def load_checkpoint(path: Path, r: Rung) -> dict | None:
@@ -207,11 +309,6 @@ def load_checkpoint(path: Path, r: Rung) -> dict | None:
         print(f"ignoring {path}: it was written for other values of {', '.join(diff)}")
         return None
     return state
-
-
-# Fields a WSD branch may change: a cooldown continues the stable run's state but has its
-# own id, length and (to keep the warmup's step count) warmup fraction.
-BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
 
 
 def load_branch_state(path: Path, r: Rung) -> dict:
@@ -232,10 +329,87 @@ def load_branch_state(path: Path, r: Rung) -> dict:
     return state
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+def restore(run: Run, resume: bool, init_state: str | None) -> dict[str, Any]:
+    """Load this rung's checkpoint (unless not `resume`), else the WSD branch start state
+    `init_state`, into the model, optimizer, grad scaler and RNGs. Returns the state's step,
+    log and times to continue from (zeros for a fresh start)."""
+    r, ckpt = run.r, run.out / CHECKPOINT
+    state = load_checkpoint(ckpt, r) if resume else None
+    if state is None and init_state:
+        state = load_branch_state(Path(init_state), r)
+        if run.master:
+            print(f"{r.id}: continuing from {init_state} (step {state['step']})", flush=True)
+    if state is None:
+        return {"step": 0, "log": [], "wall_s": 0.0, "train_s": 0.0}
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optim"])
+    run.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if run.device.type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"], run.device)
+    if run.master:
+        print(f"resuming {r.id} from step {state['step']} ({ckpt})", flush=True)
+    return state
+
+
+# ----------------------------------------------------------------------------- clock
+
+
+class Clock:
+    """A job's times. wall: since the job started; train: in training steps only (evals
+    and checkpoints excluded); rate: tokens/s since the losses were last read. A resumed
+    run's wall and train times include those of its earlier jobs (from the checkpoint)."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.wall_before = self.train_before = 0.0  # earlier jobs' times
+        self.train_s = 0.0  # this job's training time
+        self.start(tokens=0)
+
+    def start(self, tokens: int, wall_before: float = 0.0, train_before: float = 0.0) -> None:
+        """Training begins, `tokens` into the run."""
+        self.wall_before, self.train_before = wall_before, train_before
+        self.t_train = self.t_flush = self.t_log = self.t_checked = time.perf_counter()
+        self.tokens_flush = tokens
+        self.t_ckpt = time.monotonic()
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.started
+
+    def train_total(self) -> float:
+        return self.train_before + self.train_s
+
+    def pause(self) -> None:
+        """Stop counting training time (an eval, a checkpoint or the end)."""
+        self.train_s += time.perf_counter() - self.t_train
+
+    def resume(self) -> None:
+        self.t_train = self.t_flush = time.perf_counter()
+
+    def rate(self, tokens: int) -> float:
+        """Tokens/s since the last call, the run now `tokens` in."""
+        now = time.perf_counter()
+        rate = (tokens - self.tokens_flush) / max(now - self.t_flush, 1e-9)
+        self.t_flush, self.tokens_flush = now, tokens
+        return rate
+
+    def log_due(self, every_s: float) -> bool:
+        """`every_s` seconds since the last progress line (`logged` marks it printed)."""
+        self.t_checked = time.perf_counter()
+        return self.t_checked - self.t_log >= every_s
+
+    def logged(self) -> None:
+        self.t_log = self.t_checked
+
+    def checkpoint_due(self, minutes: float) -> bool:
+        return time.monotonic() - self.t_ckpt >= minutes * 60
+
+    def checkpointed(self) -> None:
+        self.t_ckpt = time.monotonic()
+        self.resume()
+
+
+# ----------------------------------------------------------------------------- step
 
 
 def to_device(
@@ -252,6 +426,21 @@ def to_device(
         return t.pin_memory().to(device, non_blocking=True) if cuda else t
 
     return move(inputs), move(tgt), None if pos is None else move(pos)
+
+
+def rank_batches(run: Run, step: int) -> tuple[list, int]:
+    """This rank's micro-batches of step `step` on the device, and the number of tokens
+    the whole step predicts on all ranks (the exact normalisation of its loss)."""
+    r, micro = run.r, run.micro
+    inputs, labels = step_batch(run.data, r, step, run.meta)
+    n_pred = max(1, int((labels != IGNORE).sum()))
+    mine = slice(run.rank * run.local, (run.rank + 1) * run.local)
+    inputs, labels = inputs[mine], labels[mine]
+    batches = [
+        to_device(inputs[m : m + micro], labels[m : m + micro], r.family, run.device)
+        for m in range(0, run.local, micro)
+    ]
+    return batches, n_pred
 
 
 def train_step(step_model, opt, scaler, autocast, batches, scale: float, r: Rung) -> torch.Tensor:
@@ -277,26 +466,229 @@ def train_step(step_model, opt, scaler, autocast, batches, scale: float, r: Rung
     return loss_sum
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- log
 
 
-def train(r: Rung, *args, **kwargs) -> int:
-    """Train rung `r` into out_dir (see `_train`). SIGTERM/SIGUSR1 are caught from the very
-    start: one that arrives while the job is still loading is acted on after its first
-    step (checkpoint, exit 128+signal), instead of killing a job that could have resumed."""
+@dataclass
+class Progress:
+    """Where the run is: the step this job started at, train_log.csv's rows so far, and
+    the step losses still on the device (read at log intervals on GPU, not every step)."""
+
+    start: int
+    rows: list[list]
+    pending: list[tuple[int, float, torch.Tensor]] = field(default_factory=list)
+
+    def flush(self, clock: Clock, r: Rung) -> None:
+        """Move pending losses to the host (one sync), check them, append log rows."""
+        if not self.pending:
+            return
+        losses = torch.stack([p[2] for p in self.pending]).tolist()
+        rate = clock.rate(self.pending[-1][0] * r.batch_tokens)
+        for (s, lr, _), loss in zip(self.pending, losses, strict=True):
+            if not math.isfinite(loss):
+                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g}); stopping")
+            self.rows.append([s, s * r.batch_tokens, loss, lr, rate, None])
+        self.pending.clear()
+
+
+def validate(run: Run, progress: Progress, clock: Clock) -> None:
+    """The learning curve's val loss, into the last log row (not training time)."""
+    clock.pause()
+    vloss, _ = mean_loss(
+        run.loss_model, run.val_inputs, run.val_labels, run.micro, run.device, run.autocast
+    )
+    progress.rows[-1][5] = vloss
+    clock.resume()
+
+
+def fmt_time(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress_line(run: Run, done: int, row: list) -> str:
+    """`<rung> step 120/245 | tokens 492K | loss 3.1207 | 18,438 tok/s | MFU 41.2% | ETA 0m23s`"""
+    r, rate = run.r, row[4]
+    fpt = flops_per_token(r.shape)
+    mfu = f" | MFU {fpt * rate / (run.peak * run.world):.1%}" if run.peak else ""
+    return (
+        f"{r.id} step {done}/{r.steps} | tokens {format_count(done * r.batch_tokens)}"
+        f" | loss {row[2]:.4f} | {rate:,.0f} tok/s{mfu}"
+        f" | ETA {fmt_time((r.steps - done) * r.batch_tokens / max(rate, 1e-9))}"
+    )
+
+
+def log_csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LOG_COLUMNS)
+    for row in rows:
+        w.writerow(["" if v is None else v for v in row])
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- checkpoint
+
+
+def save_checkpoint(run: Run, progress: Progress, clock: Clock, step: int, path: Path) -> None:
+    """The full state after `step` to `path` (atomically). The pending losses are checked
+    first: a checkpoint never holds weights after a NaN."""
+    progress.flush(clock, run.r)
+    cuda = run.device.type == "cuda"
+    state = {
+        "rung": run.r.to_json(),
+        "step": step,
+        "model": run.model.state_dict(),
+        "optim": run.opt.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(run.device) if cuda else None,
+        "log": progress.rows,
+        "wall_s": clock.wall(),
+        "train_s": clock.train_total(),
+    }
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+@contextlib.contextmanager
+def catch_signals(*signums: int) -> Iterator[list[int]]:
+    """Collect `signums` into the yielded list as they arrive, instead of dying of them;
+    the previous handlers come back on exit."""
     caught: list[int] = []
     handlers = {
-        sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-        for sig in (signal.SIGTERM, signal.SIGUSR1)
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in signums
     }
     try:
-        return _train(r, *args, caught=caught, **kwargs)
+        yield caught
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
 
-def _train(
+def agreed_signal(run: Run, caught: list[int]) -> int:
+    """The signal to stop at after this step, or 0. Ranks may see a signal at different
+    steps: they agree, so that all stop after the same step and none waits forever in the
+    next all-reduce."""
+    stop = caught[0] if caught else 0
+    if run.ddp:
+        flag = torch.tensor([float(stop)], device=run.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        stop = int(flag.item())
+    return stop
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: list[int]) -> int:
+    """Steps progress.start .. end-1, each top to bottom: lr → batch → step → log / eval →
+    checkpoint. Returns 0, or 128+signal once a caught signal's checkpoint is saved."""
+    r, opt = run.r, run.opt
+    evals = eval_steps(r)
+    sync_every_step = run.device.type != "cuda"  # on GPU, read losses at log intervals only
+    for step in range(progress.start, end):
+        lr = lr_at(step, r)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batches, n_pred = rank_batches(run, step)
+        # DDP averages gradients over ranks, hence × world: the step's gradient is
+        # that of the mean loss over every predicted token of every rank
+        scale = run.world / n_pred
+        loss_sum = train_step(run.step_model, opt, run.scaler, run.autocast, batches, scale, r)
+        if run.ddp:
+            torch.distributed.all_reduce(loss_sum)
+        done = step + 1
+        progress.pending.append((done, lr, loss_sum / n_pred))
+
+        due_log = clock.log_due(r.log_every_s)
+        if sync_every_step or due_log or done in evals or done == end:
+            progress.flush(clock, r)
+        if done in evals and run.master:
+            validate(run, progress, clock)
+        if due_log and run.master:
+            clock.logged()
+            print(progress_line(run, done, progress.rows[-1]), flush=True)
+
+        stop = agreed_signal(run, caught)
+        if stop:
+            clock.pause()
+            if run.master:
+                save_checkpoint(run, progress, clock, done, run.out / CHECKPOINT)
+                name = signal.Signals(stop).name
+                print(f"{r.id}: {name} at step {done}; checkpoint saved", flush=True)
+            return 128 + stop
+        if run.master and clock.checkpoint_due(r.checkpoint_minutes):
+            clock.pause()
+            save_checkpoint(run, progress, clock, done, run.out / CHECKPOINT)
+            clock.checkpointed()
+    progress.flush(clock, r)
+    clock.pause()
+    return 0
+
+
+def train_summary(run: Run, progress: Progress, clock: Clock) -> dict[str, Any]:
+    """train.json (its keys: docs/training.md)."""
+    r, device, rows = run.r, run.device, progress.rows
+    fpt = flops_per_token(r.shape)
+    tokens_run = (r.steps - progress.start) * r.batch_tokens
+    rate = tokens_run / clock.train_s if clock.train_s > 0 else None  # this job's steps
+    return {
+        "rung": r.id,
+        "family": r.family,
+        **run.params,
+        "params_match_plan": run.params == param_groups(r.shape),
+        "tokens": r.tokens,
+        "steps": r.steps,
+        "batch_tokens": r.batch_tokens,
+        "micro_batch": run.micro,
+        "grad_accum": run.local // run.micro,
+        "flops_per_token": fpt,
+        "flops": fpt * r.tokens,
+        "wall_s": clock.wall(),
+        "train_s": clock.train_total(),
+        "tokens_per_s": rate,
+        "mfu": fpt * rate / (run.peak * run.world) if (run.peak and rate) else None,
+        "peak_flops_per_device": run.peak,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "precision": run.precision,
+        "compile": run.compiled,
+        "world_size": run.world,
+        "loss_nats": rows[-1][2],
+        "val_loss_nats": rows[-1][5],
+        "resumed_from_step": progress.start,
+        "torch": torch.__version__,
+    }
+
+
+def write_outputs(run: Run, progress: Progress, clock: Clock) -> None:
+    """model/, train_log.csv, then train.json last; then the checkpoint goes (the model is
+    the artifact now)."""
+    r = run.r
+    if progress.start == r.steps and not progress.rows:
+        raise RuntimeError("checkpoint holds no log rows")
+    with atomic_dir(run.out / MODEL_DIR) as tmp:
+        run.model.save_pretrained(tmp)
+    write_text(run.out / TRAIN_LOG_CSV, log_csv(progress.rows))
+    summary = train_summary(run, progress, clock)
+    write_json(run.out / TRAIN_JSON, summary)
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(
+        f"{r.id}: done, {r.steps} steps, loss {summary['loss_nats']:.4f}, "
+        f"val {summary['val_loss_nats']:.4f}, {fmt_time(summary['wall_s'])}",
+        flush=True,
+    )
+
+
+def save_state(run: Run, progress: Progress, clock: Clock, step: int, path: str) -> None:
+    """A WSD stable segment's end: the whole state at `step` to `path` for the cooldown
+    branches (--init-state), and no model."""
+    save_checkpoint(run, progress, clock, step, Path(path))
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(f"{run.r.id}: saved the state at step {step} to {path}", flush=True)
+
+
+def train(
     r: Rung,
     tokens_dir: str,
     out_dir: str,
@@ -305,277 +697,37 @@ def _train(
     init_state: str | None = None,
     stop_step: int | None = None,
     state_out: str | None = None,
-    caught: list[int] | None = None,
 ) -> int:
-    """Train rung `r` into out_dir. A WSD stable segment passes `stop_step` and `state_out`
-    (train to that step, save the full state there, write no model); a cooldown branch
-    passes `init_state` (start from such a state unless its own checkpoint is newer).
-    `caught` collects the signals received; they are acted on at the end of a step."""
-    caught = [] if caught is None else caught
-    t_start = time.time()
-    end = r.steps if stop_step is None else stop_step
-    if not 0 < end <= r.steps:
-        raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
-    import transformers
+    """Train rung `r` into out_dir; returns the exit code (0, or 128+signal).
 
-    transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
-    out = Path(out_dir)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    ddp = world > 1
-    torch.set_num_threads(r.threads)
-    device = resolve_device(r.device)
-    if ddp and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.set_float32_matmul_precision("high")  # TF32 for any fp32 matmul
-    precision = resolve_precision(r.precision, device)
-    compiled = resolve_compile(r.compile, device)
-    master = rank == 0
-
-    # data: checked before any compute, so a bad shard fails in seconds
-    meta = load_meta(tokens_dir)
-    data = open_split(tokens_dir, "train", meta)
-    val = open_split(tokens_dir, "val", meta)
-    check_ids(data, r.vocab_size, f"{tokens_dir}/train.bin")
-    check_ids(val, r.vocab_size, f"{tokens_dir}/val.bin")
-    if r.family == "bert" and meta.get("mask_id") is None:
-        raise DataError(f"{tokens_dir}/meta.json: mask_id is null; bert needs a mask token")
-    width = r.seq_len + (r.family != "bert")
-    if len(data) < width:
-        raise DataError(f"{tokens_dir}/train.bin has {len(data)} tokens; need >= {width}")
-    seqs = r.batch_tokens // r.seq_len
-    if r.batch_tokens % r.seq_len or seqs % world:
-        raise ValueError(
-            f"batch_tokens {r.batch_tokens} must be a multiple of seq_len × world size "
-            f"({r.seq_len} × {world})"
-        )
-    local = seqs // world
-    micro = max(k for k in range(1, min(local, r.micro_batch) + 1) if local % k == 0)
-
-    if ddp:
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend)
-    if master:
-        # a previous complete run must not survive a failed rerun looking complete
-        for stale in ("train.json", "train_log.csv"):
-            (out / stale).unlink(missing_ok=True)
-        for path in [out / "model", *out.glob(".model.tmp*")]:  # incl. a killed save's temp
-            shutil.rmtree(path, ignore_errors=True)
-
-    model = build_model(r.shape, r.seed).to(device)
-    groups_real = count_params(model, r.shape)
-    groups_plan = param_groups(r.shape)
-    if groups_real != groups_plan and master:
-        print(f"warning: parameter groups differ from the analytic count: {groups_real}")
-    loss_model = LossModel(model, r.family, compiled_loss=compiled)
-    opt = make_optimizer(model, r, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    autocast = autocast_for(precision, device)
-
-    ckpt_path = out / "ckpt" / "state.pt"
-    state = load_checkpoint(ckpt_path, r) if resume else None
-    if state is None and init_state:
-        state = load_branch_state(Path(init_state), r)
-        if master:
-            print(f"{r.id}: continuing from {init_state} (step {state['step']})", flush=True)
-    start, rows, wall_before, train_s_before = 0, [], 0.0, 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        start, rows = state["step"], state["log"]
-        wall_before, train_s_before = state["wall_s"], state["train_s"]
-        if master:
-            print(f"resuming {r.id} from step {start} ({ckpt_path})", flush=True)
-    resumed_from = start
-
-    if compiled:
-        model.base_model.compile()  # in place: state_dict and save_pretrained unchanged
-    step_model = loss_model
-    if ddp:
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            loss_model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False,  # buffers (RoPE) are constants; saves a collective
-        )
-
-    # validation slice for the learning curve (a prefix of evaluate.py's slice)
-    v_tokens = val_tokens or 4 * r.batch_tokens
-    v_in, v_lab = val_slice(val, r.family, r.seq_len, v_tokens, r.mlm_probability, meta)
-    n_val = max(1, len(v_in) // micro) * micro if len(v_in) >= micro else len(v_in)
-    v_in, v_lab = v_in[:n_val], v_lab[:n_val]
-    evals = eval_steps(r)
-
-    fpt = flops_per_token(r.shape)
-    peak = peak_flops(device)
-    sync_every_step = device.type != "cuda"  # on GPU, read losses at log intervals only
-    pending: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, loss tensor)
-    t_train = time.perf_counter()
-    t_flush, tokens_flush = t_train, start * r.batch_tokens
-    t_log, last_ckpt = t_train, time.monotonic()
-    train_s = 0.0
-
-    def flush() -> None:
-        """Move pending losses to the host (one sync), check them, append log rows."""
-        nonlocal t_flush, tokens_flush
-        if not pending:
-            return
-        losses = torch.stack([p[2] for p in pending]).tolist()
-        now = time.perf_counter()
-        done = pending[-1][0] * r.batch_tokens
-        rate = (done - tokens_flush) / max(now - t_flush, 1e-9)
-        t_flush, tokens_flush = now, done
-        for (s, lr, _), loss in zip(pending, losses, strict=True):
-            if not math.isfinite(loss):
-                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g}); stopping")
-            rows.append([s, s * r.batch_tokens, loss, lr, rate, None])
-        pending.clear()
-
-    def checkpoint(step: int) -> None:
-        flush()  # never save weights after a NaN
-        save_checkpoint(
-            ckpt_path,
-            {
-                "rung": r.to_json(),
-                "step": step,
-                "model": model.state_dict(),
-                "optim": opt.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "log": rows,
-                "wall_s": wall_before + time.time() - t_start,
-                "train_s": train_s_before + train_s,
-            },
-        )
-
-    try:
-        for step in range(start, end):
-            lr = lr_at(step, r)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            inputs, labels = step_batch(data, r, step, meta)
-            # predicted tokens of the whole step on all ranks: the exact normalisation
-            n_pred = max(1, int((labels != IGNORE).sum()))
-            inputs = inputs[rank * local : (rank + 1) * local]
-            labels = labels[rank * local : (rank + 1) * local]
-            batches = [
-                to_device(inputs[m : m + micro], labels[m : m + micro], r.family, device)
-                for m in range(0, local, micro)
-            ]
-            # DDP averages gradients over ranks, hence × world: the step's gradient is
-            # that of the mean loss over every predicted token of every rank
-            loss_sum = train_step(step_model, opt, scaler, autocast, batches, world / n_pred, r)
-            if ddp:
-                torch.distributed.all_reduce(loss_sum)
-            pending.append((step + 1, lr, loss_sum / n_pred))
-            done = step + 1
-
-            now = time.perf_counter()
-            due_log = now - t_log >= r.log_every_s
-            if sync_every_step or due_log or done in evals or done == end:
-                flush()
-            if done in evals and master:
-                train_s += time.perf_counter() - t_train
-                vloss, _ = mean_loss(loss_model, v_in, v_lab, micro, device, autocast)
-                rows[-1][5] = vloss
-                t_train = time.perf_counter()
-                t_flush = t_train  # the eval is not training time
-            if due_log and master:
-                t_log = now
-                rate = rows[-1][4]
-                mfu = f" | MFU {fpt * rate / (peak * world):.1%}" if peak else ""
-                print(
-                    f"{r.id} step {done}/{r.steps} | tokens {format_count(done * r.batch_tokens)}"
-                    f" | loss {rows[-1][2]:.4f} | {rate:,.0f} tok/s{mfu}"
-                    f" | ETA {fmt_time((r.steps - done) * r.batch_tokens / max(rate, 1e-9))}",
-                    flush=True,
-                )
-            stop = caught[0] if caught else 0
-            if ddp:
-                # ranks may see the signal at different steps: agree, so that all stop
-                # after the same step and none waits forever in the next all-reduce
-                flag = torch.tensor([float(stop)], device=device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                stop = int(flag.item())
-            if stop:
-                train_s += time.perf_counter() - t_train
-                if master:
-                    checkpoint(done)
-                    name = signal.Signals(stop).name
-                    print(f"{r.id}: {name} at step {done}; checkpoint saved", flush=True)
-                return 128 + stop
-            if master and time.monotonic() - last_ckpt >= r.checkpoint_minutes * 60:
-                train_s += time.perf_counter() - t_train
-                checkpoint(done)
-                last_ckpt = time.monotonic()
-                t_train = t_flush = time.perf_counter()
-        flush()
-        train_s += time.perf_counter() - t_train
-    finally:
-        if ddp:
-            torch.distributed.destroy_process_group()
-
-    if not master:
+    A WSD stable segment passes `stop_step` and `state_out` (train to that step, save the
+    full state there, write no model); a cooldown branch passes `init_state` (start from
+    such a state unless its own checkpoint is newer). SIGTERM/SIGUSR1 are caught from the
+    very start: one that arrives while the job is still loading is acted on after its
+    first step (checkpoint, exit 128+signal), instead of killing a job that could resume.
+    """
+    with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught:
+        clock = Clock()
+        end = r.steps if stop_step is None else stop_step
+        if not 0 < end <= r.steps:
+            raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
+        run = setup(r, tokens_dir, out_dir, val_tokens)
+        past = restore(run, resume, init_state)
+        distribute(run)
+        progress = Progress(start=past["step"], rows=past["log"])
+        clock.start(past["step"] * r.batch_tokens, past["wall_s"], past["train_s"])
+        try:
+            code = train_loop(run, progress, clock, end, caught)
+        finally:
+            if run.ddp:
+                torch.distributed.destroy_process_group()
+        if code or not run.master:
+            return code
+        if state_out:
+            save_state(run, progress, clock, end, state_out)
+        else:
+            write_outputs(run, progress, clock)
         return 0
-    if state_out:  # a stable segment: hand the whole state on, no model
-        train_s_before, train_s = 0.0, train_s_before + train_s
-        ckpt_path = Path(state_out)
-        checkpoint(end)
-        shutil.rmtree(out / "ckpt", ignore_errors=True)
-        print(f"{r.id}: saved the state at step {end} to {state_out}", flush=True)
-        return 0
-    if start == r.steps and not rows:
-        raise RuntimeError("checkpoint holds no log rows")
-    # outputs: model/ and train_log.csv via temp + rename, train.json last
-    tmp = out / f".model.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    replace_dir(tmp, out / "model")
-    write_text(out / "train_log.csv", log_csv(rows))
-    train_s_total = train_s_before + train_s
-    tokens_run = (r.steps - resumed_from) * r.batch_tokens
-    rate = tokens_run / train_s if train_s > 0 else None
-    summary = {
-        "rung": r.id,
-        "family": r.family,
-        **groups_real,
-        "params_match_plan": groups_real == groups_plan,
-        "tokens": r.tokens,
-        "steps": r.steps,
-        "batch_tokens": r.batch_tokens,
-        "micro_batch": micro,
-        "grad_accum": local // micro,
-        "flops_per_token": fpt,
-        "flops": fpt * r.tokens,
-        "wall_s": wall_before + time.time() - t_start,
-        "train_s": train_s_total,
-        "tokens_per_s": rate,
-        "mfu": fpt * rate / (peak * world) if (peak and rate) else None,
-        "peak_flops_per_device": peak,
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "precision": precision,
-        "compile": compiled,
-        "world_size": world,
-        "loss_nats": rows[-1][2],
-        "val_loss_nats": rows[-1][5],
-        "resumed_from_step": resumed_from,
-        "torch": torch.__version__,
-    }
-    write_text(out / "train.json", json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out / "ckpt", ignore_errors=True)  # done: the model is the artifact
-    print(
-        f"{r.id}: done, {r.steps} steps, loss {summary['loss_nats']:.4f}, "
-        f"val {summary['val_loss_nats']:.4f}, {fmt_time(summary['wall_s'])}",
-        flush=True,
-    )
-    return 0
 
 
 def relaunch_under_torchrun(r: Rung, argv: list[str]) -> None:
@@ -614,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.stop_step is None) != (args.state_out is None):
         ap.error("--stop-step and --state-out go together")
     try:
-        r = parse_rung(args.rung_json)
+        r = Rung.from_arg(args.rung_json)
         if (
             r.gpus > 1
             and "WORLD_SIZE" not in os.environ
