@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import subprocess
 import sys
+import typing
 
 import pytest
 
+from ladder import config as C
 from ladder.config import load_config
 from ladder.errors import ConfigError
 from ladder.model import flops_per_token, param_groups
@@ -26,10 +30,69 @@ def merged(base: dict, **sections) -> dict:
 
 def test_defaults_are_filled(base_config):
     cfg = load_config(base_config)
-    assert cfg["data"]["source"] == "stdlib"
-    assert cfg["train"]["schedule"] == "cosine"
-    assert cfg["model"]["family"] == "llama"
-    assert cfg["eval"]["max_tokens"] > 0
+    assert cfg.data.source == "stdlib"
+    assert cfg.train.schedule == "cosine"
+    assert cfg.model.family == "llama"
+    assert cfg.eval.max_tokens > 0
+
+
+def _dataclass_schema_pairs(cls, schema, where="<top level>"):
+    yield cls, schema, where
+    hints = typing.get_type_hints(cls)
+    for name, prop in schema["properties"].items():
+        if dataclasses.is_dataclass(hints.get(name)):
+            yield from _dataclass_schema_pairs(hints[name], prop, name)
+
+
+def test_dataclass_fields_are_the_schema_keys():
+    """The schema is the one source of keys and defaults: every object it describes with
+    fixed properties is a dataclass with exactly those fields, in schema order, and no
+    defaults of its own; open mappings (overrides, extrapolate_to, shapes) stay dicts."""
+    pairs = list(_dataclass_schema_pairs(C.Study, C.load_schema()))
+    assert {cls for cls, _, _ in pairs} >= set(C.SECTIONS.values())
+    assert len(pairs) == 1 + len(C.SECTIONS) + 3  # + data.hf, data.synthetic, ladder.sweep
+    for cls, schema, where in pairs:
+        fields = dataclasses.fields(cls)
+        assert [f.name for f in fields] == list(schema["properties"]), where
+        assert all(f.default is dataclasses.MISSING for f in fields), where
+        hints = typing.get_type_hints(cls)
+        for name, prop in schema["properties"].items():
+            fixed = prop.get("type") == "object" and "properties" in prop
+            assert dataclasses.is_dataclass(hints[name]) == fixed, f"{where}.{name}"
+
+
+def test_study_is_frozen_and_gives_back_plain_data(base_config):
+    study = load_config(merged(base_config, report={"extrapolate_to": {"params": 1e9}}))
+    assert isinstance(study.ladder, C.LadderConfig) and study.ladder.widths == (16, 32)
+    assert study.report.extrapolate_to == {"params": 1e9}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        study.seed = 1  # type: ignore[misc]
+    plain = study.to_dict()
+    assert plain == C.resolve(merged(base_config, report={"extrapolate_to": {"params": 1e9}}))
+    assert plain["ladder"]["widths"] == [16, 32] and plain["data"]["hf"]["split"] == "train"
+    assert load_config(plain) == study
+    assert json.loads(json.dumps(study.data.to_dict())) == plain["data"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["config/config.yaml", "tests/configs/tiny.yaml", "config/experiments/fineweb_isoflop.yaml"],
+)
+def test_to_dict_is_the_resolved_config(path):
+    """Rule params are JSON of to_dict(): equal to the validated dict, so unchanged."""
+    assert json.dumps(load_config(path).to_dict(), sort_keys=True) == json.dumps(
+        C.resolve(path), sort_keys=True
+    )
+
+
+def test_a_section_alone_is_validated_and_filled():
+    data = C.load_section("data", {"source": "synthetic", "synthetic": {"n_symbols": 8}})
+    assert isinstance(data, C.DataConfig) and data.synthetic.n_symbols == 8
+    assert data.val_fraction == 0.05 and data.hf.split == "train"
+    with pytest.raises(ConfigError, match=r"unknown key \['sorce'\] in 'data'"):
+        C.load_section("data", {"sorce": "hf"})
+    with pytest.raises(ConfigError, match="data.val_fraction: 0.9 is out of range"):
+        C.load_section("data", {"val_fraction": 0.9})
 
 
 def test_default_study_config_is_valid():

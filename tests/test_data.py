@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from ladder.config import load_section
 from ladder.data import build_corpus, documents, is_val, read_texts, split_corpus
 from ladder.errors import DataError
 
-DATA = {
-    "source": "stdlib",
-    "paths": [],
-    "hf": {"name": None, "config": None, "split": "train", "revision": None},
-    "text_field": "text",
-    "val_fraction": 0.1,
-    "max_bytes": 200_000,
-    "min_doc_bytes": 1,
-}
+DATA = load_section(
+    "data",
+    {
+        "source": "stdlib",
+        "paths": [],
+        "hf": {"name": None, "config": None, "split": "train", "revision": None},
+        "text_field": "text",
+        "val_fraction": 0.1,
+        "max_bytes": 200_000,
+        "min_doc_bytes": 1,
+    },
+)
 
 
 def texts(n: int) -> list[str]:
@@ -47,7 +52,7 @@ def test_stdlib_source_is_real_python(tmp_path):
     stats = build_corpus(DATA, seed=0, out_dir=tmp_path)
     train = read_texts(tmp_path / "train.parquet")
     val = read_texts(tmp_path / "val.parquet")
-    assert stats["n_bytes"] <= DATA["max_bytes"] and train and val
+    assert stats["n_bytes"] <= DATA.max_bytes and train and val
     assert any("def " in t or "import " in t for t in train)
     assert all(is_val(t, 0.1, 0) for t in val)
 
@@ -62,16 +67,16 @@ def test_files_source_txt_jsonl_parquet(tmp_path):
         for t in texts(5):
             f.write(json.dumps({"body": t}) + "\n")
     pq.write_table(pa.table({"body": texts(3)}), tmp_path / "d.parquet")
-    cfg = dict(DATA, source="files", text_field="body", paths=[str(tmp_path / "*.txt")])
+    cfg = replace(DATA, source="files", text_field="body", paths=(str(tmp_path / "*.txt"),))
     docs = list(documents(cfg))
     assert docs == ["plain text file one\nwith two lines\n", "plain text file two\n"]
-    cfg["paths"] = [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")]
+    cfg = replace(cfg, paths=(str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")))
     assert sorted(documents(cfg)) == sorted(texts(5) + texts(3))
 
 
 def test_files_source_wrong_field_names_the_columns(tmp_path):
     (tmp_path / "c.jsonl").write_text(json.dumps({"body": "x"}) + "\n")
-    cfg = dict(DATA, source="files", paths=[str(tmp_path / "*.jsonl")])
+    cfg = replace(DATA, source="files", paths=(str(tmp_path / "*.jsonl"),))
     with pytest.raises(DataError, match="no text field 'text'.*body"):
         list(documents(cfg))
 
@@ -83,18 +88,18 @@ def test_hf_source_through_load_dataset_on_a_local_dataset(tmp_path):
     ds.to_parquet(str(tmp_path / "hub" / "data" / "train-00000.parquet"))
     ds.save_to_disk(str(tmp_path / "saved"))
     for name in (tmp_path / "hub", tmp_path / "saved"):
-        hf = dict(DATA["hf"], name=str(name))
-        cfg = dict(DATA, source="hf", hf=hf, text_field="story", max_bytes=None)
+        hf = replace(DATA.hf, name=str(name))
+        cfg = replace(DATA, source="hf", hf=hf, text_field="story", max_bytes=None)
         assert list(documents(cfg)) == texts(50)
     # a byte cap streams the head of the dataset
-    cfg = dict(DATA, source="hf", hf=dict(hf, name=str(tmp_path / "hub")), text_field="story")
-    cfg["max_bytes"] = 500
+    cfg = replace(DATA, source="hf", hf=replace(hf, name=str(tmp_path / "hub")), text_field="story")
+    cfg = replace(cfg, max_bytes=500)
     _, _, stats = split_corpus(documents(cfg), 0.1, 0, 500, 1)
     assert 0 < stats["n_bytes"] <= 500
 
 
 def test_empty_split_is_an_error(tmp_path):
     (tmp_path / "a.txt").write_text("only one document")
-    cfg = dict(DATA, source="files", paths=[str(tmp_path / "a.txt")])
+    cfg = replace(DATA, source="files", paths=(str(tmp_path / "a.txt"),))
     with pytest.raises(DataError, match="val_fraction"):
         build_corpus(cfg, seed=0, out_dir=tmp_path / "out")

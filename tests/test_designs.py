@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from ladder.config import load_config
+from ladder.config import SyntheticConfig, load_config
 from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import deepseek_hparams, plan, shape_for_params
@@ -89,7 +89,7 @@ def test_deepseek_rule(base_config):
 
 
 def test_synthetic_source_has_the_stated_entropy():
-    syn = {"n_symbols": 16, "zipf_exponent": 1.0, "train_tokens": 200_000, "val_tokens": 10}
+    syn = SyntheticConfig(n_symbols=16, zipf_exponent=1.0, train_tokens=200_000, val_tokens=10)
     (train,), _, h = synthetic_corpus(syn, seed=3)
     assert h == pytest.approx(entropy_nats(zipf_probs(16, 1.0)))
     x = np.array([ord(c) - 0xE000 for c in train])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from ladder.config import load_config
 from tests.conftest import ROOT
 
 LAUNCH = [sys.executable, "-m", "ladder.devices"]
-CLUSTER = load_config({"ladder": {"widths": [16]}})["cluster"]
+CLUSTER = load_config({"ladder": {"widths": [16]}}).cluster
 
 
 @pytest.fixture
@@ -174,21 +175,21 @@ def test_no_gpu_runs_the_command_unchanged(locks):
 
 
 def test_runtime_grows_with_flops_and_is_clamped():
-    cluster = {**CLUSTER, "flops_per_s": 1e12, "min_runtime_min": 10, "runtime_factor": 2}
+    cluster = replace(CLUSTER, flops_per_s=1e12, min_runtime_min=10, runtime_factor=2)
     small = devices.runtime_min(1e14, 1, cluster)
     large = devices.runtime_min(1e16, 1, cluster)
     assert small == 10  # 200 s of compute: the minimum
     assert large == pytest.approx(2 * 1e16 / 1e12 / 60, abs=1)
     assert devices.runtime_min(1e16, 4, cluster) < large  # more GPUs, less time
     assert devices.runtime_min(1e16, 0.25, cluster) > large  # a share is slower
-    assert devices.runtime_min(1e16, 1, {**cluster, "max_runtime_min": 60}) == 60
-    assert devices.runtime_min(1e16, 1, CLUSTER) == CLUSTER["default_runtime_min"]
+    assert devices.runtime_min(1e16, 1, replace(cluster, max_runtime_min=60)) == 60
+    assert devices.runtime_min(1e16, 1, CLUSTER) == CLUSTER.default_runtime_min
 
 
 def test_checkpoint_warning_only_when_the_job_is_long_enough():
     assert devices.signal_arg(240, CLUSTER) == "--signal=USR1@180"
     assert devices.signal_arg(5, CLUSTER) == ""
-    assert devices.signal_arg(240, {**CLUSTER, "checkpoint_warning_s": 0}) == ""
+    assert devices.signal_arg(240, replace(CLUSTER, checkpoint_warning_s=0)) == ""
 
 
 def test_site_from_environment_then_file(tmp_path):

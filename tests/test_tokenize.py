@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from tests.test_data import DATA
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("tok")
-    build_corpus(dict(DATA, max_bytes=400_000), seed=0, out_dir=root / "corpus")
+    build_corpus(replace(DATA, max_bytes=400_000), seed=0, out_dir=root / "corpus")
     rc = main_tokenizer(
         [
             "--corpus",

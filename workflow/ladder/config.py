@@ -1,17 +1,28 @@
-"""A study: load and validate its config (ladder.plan expands it into rungs).
+"""A study: its config as typed, frozen objects, loaded and validated once.
 
-The schema (workflow/schemas/config.schema.yaml) is the single source of keys and
-defaults; this module fills the defaults, turns schema errors into one-line
-messages naming the key, and adds the checks a schema cannot express.
+`load_config(path or dict) -> Study`: the schema (workflow/schemas/config.schema.yaml)
+is the single source of keys, allowed values and defaults; this module fills the
+defaults, turns schema errors into one-line messages naming the key, adds the checks a
+schema cannot express, and builds one frozen dataclass per section (litgpt style: one
+dataclass per concept), which the rest of the code reads by attribute. The dataclasses
+carry no defaults of their own, and tests/test_config.py checks that their fields are
+the schema's keys, so the two cannot drift. Lists become tuples; mappings the schema
+leaves open (ladder.shapes items, ladder.overrides, report.extrapolate_to) stay dicts.
+`Study.to_dict()` gives the plain data back (rule params, study.yaml); ladder.plan
+expands a study into rungs.
 It imports neither torch nor snakemake: the Snakefile calls it at parse time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import glob
 import json
 import os
 import re
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +33,217 @@ from ladder.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 MIN_BPE_VOCAB = 258  # 256 byte tokens + <|endoftext|> + <|mask|>
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+class Section:
+    """What every config dataclass shares: plain data back out (lists, dicts)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class HFConfig(Section):
+    """data.hf: a dataset through `datasets.load_dataset` (or a local folder)."""
+
+    name: str | None
+    config: str | None
+    split: str
+    revision: str | None
+
+
+@dataclass(frozen=True)
+class SyntheticConfig(Section):
+    """data.synthetic: a first-order Markov source with Zipfian transitions."""
+
+    n_symbols: int
+    zipf_exponent: float
+    train_tokens: int
+    val_tokens: int
+
+
+@dataclass(frozen=True)
+class DataConfig(Section):
+    """data: where the corpus comes from and how it is split."""
+
+    source: str  # stdlib | files | hf | synthetic
+    paths: tuple[str, ...]
+    hf: HFConfig
+    text_field: str
+    val_fraction: float
+    max_bytes: int | None
+    min_doc_bytes: int
+    synthetic: SyntheticConfig
+
+
+@dataclass(frozen=True)
+class TokenizerConfig(Section):
+    """tokenizer: a trained byte-level BPE, a named one, or one token per symbol."""
+
+    kind: str  # bpe | pretrained | symbols
+    vocab_size: int
+    name: str | None
+    min_frequency: int
+
+
+@dataclass(frozen=True)
+class ModelConfig(Section):
+    """model: the family and what every rung's shape shares."""
+
+    family: str  # llama | gpt2 | bert
+    seq_len: int
+    head_dim: int
+    aspect_ratio: float
+    kv_groups: int
+    tie_embeddings: bool | None
+
+
+@dataclass(frozen=True)
+class SweepConfig(Section):
+    """ladder.sweep: per-size tuning runs before the ladder (empty = no sweep)."""
+
+    lr: tuple[float, ...]
+    batch_tokens: tuple[int, ...]
+    tokens_frac: float
+
+
+@dataclass(frozen=True)
+class LadderConfig(Section):
+    """ladder: the design, its sizes and token or compute budgets."""
+
+    design: str  # grid | isoflop | wsd
+    params: tuple[float, ...]
+    widths: tuple[int, ...]
+    shapes: tuple[dict[str, int], ...]  # n_layer, d_model[, n_head, d_ff]
+    tokens: int | tuple[int, ...] | None
+    tokens_per_param: float | tuple[float, ...] | None
+    budgets_flops: tuple[float, ...]
+    isoflop_sizes: int
+    isoflop_span: float
+    optimal_tokens_per_param: float
+    sweep: SweepConfig
+    overrides: dict[str, dict[str, Any]]  # rung id -> training hyperparameters
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    """train: the hyperparameters every rung starts from."""
+
+    lr: float
+    hparam_rule: str  # none | deepseek
+    min_lr_frac: float
+    warmup_frac: float
+    schedule: str  # cosine | constant | wsd
+    decay_frac: float
+    batch_tokens: int
+    micro_batch: int
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    device: str
+    precision: str  # auto | fp32 | bf16 | fp16
+    compile: str | bool  # auto | true | false
+    threads: int
+    gpus: float
+    log_every_s: float
+    checkpoint_minutes: float
+    eval_points: int
+    mlm_probability: float
+
+
+@dataclass(frozen=True)
+class EvalConfig(Section):
+    """eval: the held-out slice every rung is evaluated on."""
+
+    max_tokens: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class FitConfig(Section):
+    """fit: the scaling-law fits."""
+
+    bootstrap: int
+
+
+@dataclass(frozen=True)
+class ReportConfig(Section):
+    """report: the target the report extrapolates to ({params|tokens|flops: value})."""
+
+    extrapolate_to: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class ClusterConfig(Section):
+    """cluster: what training and evaluation jobs ask a scheduler for."""
+
+    flops_per_s: float | None
+    runtime_factor: float
+    min_runtime_min: int
+    max_runtime_min: int | None
+    default_runtime_min: int
+    mem_mb: int
+    cpus_per_task: int | None
+    checkpoint_warning_s: int
+
+
+@dataclass(frozen=True)
+class Study(Section):
+    """A validated study: its name, seed and one object per config section."""
+
+    study: str
+    seed: int
+    data: DataConfig
+    tokenizer: TokenizerConfig
+    model: ModelConfig
+    ladder: LadderConfig
+    train: TrainConfig
+    eval: EvalConfig
+    fit: FitConfig
+    report: ReportConfig
+    cluster: ClusterConfig
+
+
+def _plain(value):
+    """asdict's output as JSON/YAML data: tuples back to lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _frozen(value):
+    """Lists (at any depth, also inside dicts) as tuples; dicts stay dicts."""
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def build(cls: type, value: dict[str, Any]):
+    """A dataclass from its validated, defaults-filled dict (no checks of its own)."""
+    types = _field_types(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(types[f.name]):
+            kwargs[f.name] = build(types[f.name], value[f.name])
+        else:
+            kwargs[f.name] = _frozen(value[f.name])
+    return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------- validation
 
 
 def load_schema() -> dict:
@@ -87,8 +309,21 @@ def _numbers(value):
     return value
 
 
-def load_config(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
-    """A study config (a YAML path or a dict), validated, with every default filled."""
+def _validated(cfg: dict[str, Any], schema: dict) -> dict[str, Any]:
+    """`cfg` (a fresh copy) with scientific-notation strings as numbers and every default
+    filled; a schema error raises ConfigError with a one-line message naming the key."""
+    for section in NUMERIC_SECTIONS:
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = _numbers(cfg[section])
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_message(errors[0]))
+    return cfg
+
+
+def resolve(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """A study config (a YAML path or a dict) as plain data: validated, defaults filled."""
     if isinstance(source, dict):
         cfg = json.loads(json.dumps(source))
     else:
@@ -98,74 +333,90 @@ def load_config(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
         if not isinstance(cfg, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys")
-    for section in NUMERIC_SECTIONS:
-        if isinstance(cfg.get(section), dict):
-            cfg[section] = _numbers(cfg[section])
-    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema())
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise ConfigError(_message(errors[0]))
-    check_semantics(cfg)
-    return cfg
+    return _validated(cfg, load_schema())
 
 
-def check_semantics(cfg: dict[str, Any]) -> None:
+def load_config(source: str | os.PathLike | dict[str, Any]) -> Study:
+    """A study config (a YAML path or a dict), validated, with every default filled."""
+    study = build(Study, resolve(source))
+    check_semantics(study)
+    return study
+
+
+# section name -> its dataclass ("data" -> DataConfig), for load_section
+SECTIONS: dict[str, type] = {
+    name: t for name, t in _field_types(Study).items() if dataclasses.is_dataclass(t)
+}
+
+
+def load_section(name: str, value: dict[str, Any]):
+    """One section given on its own (e.g. the `data` JSON a rule passes to `ladder corpus`):
+    validated by the schema with its defaults filled, as its dataclass. The checks that
+    span sections are left to load_config."""
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown section '{name}'; sections are: {', '.join(SECTIONS)}")
+    schema = load_schema()
+    one = {**schema, "properties": {name: schema["properties"][name]}, "required": [name]}
+    return build(SECTIONS[name], _validated({name: json.loads(json.dumps(value))}, one)[name])
+
+
+def check_semantics(study: Study) -> None:
     """Checks a JSON schema cannot express; each names the key and what is allowed."""
-    data, tok, model, lad = cfg["data"], cfg["tokenizer"], cfg["model"], cfg["ladder"]
-    if data["source"] == "files":
-        if not data["paths"]:
+    data, tok, model, lad = study.data, study.tokenizer, study.model, study.ladder
+    if data.source == "files":
+        if not data.paths:
             raise ConfigError("data.paths: source 'files' needs at least one glob pattern")
-        for pattern in data["paths"]:
+        for pattern in data.paths:
             if not glob.glob(os.path.expanduser(pattern), recursive=True):
                 raise ConfigError(f"data.paths: '{pattern}' matches no file")
-    if data["source"] == "hf" and not data["hf"]["name"]:
+    if data.source == "hf" and not data.hf.name:
         raise ConfigError(
             "data.hf.name: source 'hf' needs a dataset name or a local path "
             "(e.g. roneneldan/TinyStories)"
         )
-    if tok["kind"] == "bpe" and tok["vocab_size"] < MIN_BPE_VOCAB:
+    if tok.kind == "bpe" and tok.vocab_size < MIN_BPE_VOCAB:
         raise ConfigError(
-            f"tokenizer.vocab_size: {tok['vocab_size']} is too small; a byte-level BPE "
+            f"tokenizer.vocab_size: {tok.vocab_size} is too small; a byte-level BPE "
             f"needs at least {MIN_BPE_VOCAB} (256 byte tokens + <|endoftext|> + <|mask|>)"
         )
-    if tok["kind"] == "pretrained" and not tok["name"]:
+    if tok.kind == "pretrained" and not tok.name:
         raise ConfigError("tokenizer.name: kind 'pretrained' needs a tokenizer name or path")
-    if tok["vocab_size"] > 2**32 - 1 or tok["vocab_size"] < 2:
-        raise ConfigError(f"tokenizer.vocab_size: {tok['vocab_size']} must be in [2, 2^32)")
-    if model["family"] == "bert" and model["tie_embeddings"] is False:
+    if tok.vocab_size > 2**32 - 1 or tok.vocab_size < 2:
+        raise ConfigError(f"tokenizer.vocab_size: {tok.vocab_size} must be in [2, 2^32)")
+    if model.family == "bert" and model.tie_embeddings is False:
         raise ConfigError("model.tie_embeddings: false is not supported for bert (HF ties it)")
-    if model["family"] != "llama" and model["kv_groups"] != 1:
+    if model.family != "llama" and model.kv_groups != 1:
         raise ConfigError("model.kv_groups: grouped-query attention needs family 'llama'")
-    if data["source"] == "synthetic" and tok["kind"] != "symbols":
+    if data.source == "synthetic" and tok.kind != "symbols":
         raise ConfigError(
             "tokenizer.kind: source 'synthetic' needs kind 'symbols' (one token per symbol, "
             "so the known entropy is per token)"
         )
-    if tok["kind"] == "symbols":
-        if data["source"] != "synthetic":
+    if tok.kind == "symbols":
+        if data.source != "synthetic":
             raise ConfigError("tokenizer.kind: 'symbols' needs data.source 'synthetic'")
-        need = data["synthetic"]["n_symbols"] + 2
-        if tok["vocab_size"] < need:
+        need = data.synthetic.n_symbols + 2
+        if tok.vocab_size < need:
             raise ConfigError(
-                f"tokenizer.vocab_size: {tok['vocab_size']} is too small for "
-                f"{data['synthetic']['n_symbols']} symbols; it must be >= {need} "
+                f"tokenizer.vocab_size: {tok.vocab_size} is too small for "
+                f"{data.synthetic.n_symbols} symbols; it must be >= {need} "
                 "(symbols + <|endoftext|> + <|mask|>)"
             )
-    if lad["design"] == "isoflop":
-        if not lad["budgets_flops"]:
+    if lad.design == "isoflop":
+        if not lad.budgets_flops:
             raise ConfigError("ladder.budgets_flops: design 'isoflop' needs compute budgets")
     else:
-        if not lad["widths"] and not lad["shapes"] and not lad["params"]:
+        if not lad.widths and not lad.shapes and not lad.params:
             raise ConfigError(
                 "ladder: give ladder.widths, ladder.shapes or ladder.params (at least one rung)"
             )
-        if lad["tokens"] is None and lad["tokens_per_param"] is None:
+        if lad.tokens is None and lad.tokens_per_param is None:
             raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
-        if lad["budgets_flops"]:
+        if lad.budgets_flops:
             raise ConfigError("ladder.budgets_flops: only used by design 'isoflop'")
-    tr = cfg["train"]
-    if tr["batch_tokens"] % model["seq_len"]:
+    tr = study.train
+    if tr.batch_tokens % model.seq_len:
         raise ConfigError(
-            f"train.batch_tokens: {tr['batch_tokens']} must be a multiple of "
-            f"model.seq_len ({model['seq_len']})"
+            f"train.batch_tokens: {tr.batch_tokens} must be a multiple of "
+            f"model.seq_len ({model.seq_len})"
         )

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ladder.errors import DataError
+from ladder.config import DataConfig, HFConfig, SyntheticConfig, load_section
+from ladder.errors import ConfigError, DataError
 
 FILE_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -58,7 +59,7 @@ def _text_column(ds, field: str, where: str):
     return ds
 
 
-def file_documents(patterns: list[str], field: str) -> Iterator[str]:
+def file_documents(patterns: tuple[str, ...] | list[str], field: str) -> Iterator[str]:
     import glob
 
     import datasets
@@ -83,23 +84,23 @@ def file_documents(patterns: list[str], field: str) -> Iterator[str]:
         yield from _text_column(ds, col, f"data.paths ({builder} files)")[col]
 
 
-def hf_documents(hf: dict[str, Any], field: str, streaming: bool) -> Iterator[str]:
+def hf_documents(hf: HFConfig, field: str, streaming: bool) -> Iterator[str]:
     import datasets
 
-    name = hf["name"]
+    name = hf.name
     local = Path(name).expanduser()
     if (local / "dataset_info.json").exists() or (local / "dataset_dict.json").exists():
         ds = datasets.load_from_disk(str(local))  # a save_to_disk folder
         if isinstance(ds, datasets.DatasetDict):
-            if hf["split"] not in ds:
-                raise DataError(f"data.hf.split: '{hf['split']}' not in {name}: {list(ds)}")
-            ds = ds[hf["split"]]
+            if hf.split not in ds:
+                raise DataError(f"data.hf.split: '{hf.split}' not in {name}: {list(ds)}")
+            ds = ds[hf.split]
     else:
         ds = datasets.load_dataset(
             str(local) if local.exists() else name,
-            hf["config"],
-            split=hf["split"],
-            revision=hf["revision"],
+            hf.config,
+            split=hf.split,
+            revision=hf.revision,
             streaming=streaming,
         )
     if streaming and not isinstance(ds, datasets.Dataset):
@@ -142,29 +143,29 @@ def markov_chain(perms: np.ndarray, probs: np.ndarray, n_tokens: int, rng) -> st
     return "".join(chr(SYMBOL_BASE + s) for s in out)
 
 
-def synthetic_corpus(syn: dict[str, Any], seed: int) -> tuple[list[str], list[str], float]:
+def synthetic_corpus(syn: SyntheticConfig, seed: int) -> tuple[list[str], list[str], float]:
     """(train, val, entropy in nats/token): two independent chains of one source, each
     one document, so only their first symbol breaks the rate."""
-    n = syn["n_symbols"]
+    n = syn.n_symbols
     perms = np.argsort(np.random.default_rng(seed).random((n, n)), axis=1)
-    probs = zipf_probs(n, syn["zipf_exponent"])
-    train = markov_chain(perms, probs, syn["train_tokens"], np.random.default_rng([seed, 0]))
-    val = markov_chain(perms, probs, syn["val_tokens"], np.random.default_rng([seed, 1]))
+    probs = zipf_probs(n, syn.zipf_exponent)
+    train = markov_chain(perms, probs, syn.train_tokens, np.random.default_rng([seed, 0]))
+    val = markov_chain(perms, probs, syn.val_tokens, np.random.default_rng([seed, 1]))
     return [train], [val], entropy_nats(probs)
 
 
-def documents(data: dict[str, Any]) -> Iterator[str]:
+def documents(data: DataConfig) -> Iterator[str]:
     """The documents of `data.source`, in a deterministic order."""
-    source = data["source"]
+    source = data.source
     if source == "stdlib":
         return stdlib_documents()
     if source == "files":
-        return file_documents(data["paths"], data["text_field"])
+        return file_documents(data.paths, data.text_field)
     if source == "synthetic":
         raise DataError("data.source synthetic has no document stream; use build_corpus")
     if source == "hf":
         # a byte cap means we only need the head of the dataset: stream it
-        return hf_documents(data["hf"], data["text_field"], streaming=bool(data["max_bytes"]))
+        return hf_documents(data.hf, data.text_field, streaming=bool(data.max_bytes))
     raise DataError(
         f"data.source: unknown source '{source}'; allowed: stdlib, files, hf, synthetic"
     )
@@ -206,17 +207,17 @@ def write_parquet_atomic(path: Path, texts: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def build_corpus(data: dict[str, Any], seed: int, out_dir: str | os.PathLike) -> dict[str, Any]:
+def build_corpus(data: DataConfig, seed: int, out_dir: str | os.PathLike) -> dict[str, Any]:
     """Write train.parquet, val.parquet and stats.json (counts; the entropy if synthetic)."""
     t0 = time.time()
-    if data["source"] == "synthetic":
-        train, val, entropy = synthetic_corpus(data["synthetic"], seed)
+    if data.source == "synthetic":
+        train, val, entropy = synthetic_corpus(data.synthetic, seed)
         n_bytes = sum(len(t.encode("utf-8")) for t in train + val)
         stats = {"n_docs": 2, "n_bytes": n_bytes, "skipped_short": 0, "capped": 0}
         stats["entropy_nats_per_token"] = entropy
     else:
         train, val, stats = split_corpus(
-            documents(data), data["val_fraction"], seed, data["max_bytes"], data["min_doc_bytes"]
+            documents(data), data.val_fraction, seed, data.max_bytes, data.min_doc_bytes
         )
     if not train or not val:
         raise DataError(
@@ -242,12 +243,18 @@ def read_texts(path: str | os.PathLike) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder corpus", description=__doc__.splitlines()[0])
-    ap.add_argument("--data-json", required=True, help="the study's `data` section as JSON")
+    ap.add_argument(
+        "--data-json", required=True, help="the study's `data` section as JSON (defaults filled)"
+    )
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--out-dir", required=True, help="writes train/val.parquet, stats.json")
     args = ap.parse_args(argv)
     try:
-        stats = build_corpus(json.loads(args.data_json), args.seed, args.out_dir)
+        data = load_section("data", json.loads(args.data_json))
+        stats = build_corpus(data, args.seed, args.out_dir)
+    except ConfigError as e:
+        print(f"ladder corpus: config error: {e}", file=sys.stderr)
+        return 2
     except DataError as e:
         print(f"ladder corpus: data error: {e}", file=sys.stderr)
         return 2

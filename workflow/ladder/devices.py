@@ -37,6 +37,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the launcher imports no more than it needs
+    from ladder.config import ClusterConfig, Study
 
 FULL_GPU_PERCENT = 100
 POLL_S = 2.0  # how often a waiting launcher looks for a free device
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 # ----------------------------------------------------------------------------- SLURM
 
 
-def runtime_min(flops: float, gpus: float, cluster: dict) -> int:
+def runtime_min(flops: float, gpus: float, cluster: ClusterConfig) -> int:
     """Minutes of wall time a job asks SLURM for: runtime_factor × FLOPs / throughput.
 
     The throughput of a job is flops_per_s (one GPU) × its GPUs: a quarter-GPU share
@@ -265,13 +269,13 @@ def runtime_min(flops: float, gpus: float, cluster: dict) -> int:
     default_runtime_min. max_runtime_min caps the request at the partition's limit;
     a rung that needs longer continues from its checkpoint on the next attempt.
     """
-    if cluster.get("flops_per_s"):
-        seconds = cluster["runtime_factor"] * flops / (cluster["flops_per_s"] * gpus)
-        minutes = max(cluster["min_runtime_min"], math.ceil(seconds / 60))
+    if cluster.flops_per_s:
+        seconds = cluster.runtime_factor * flops / (cluster.flops_per_s * gpus)
+        minutes = max(cluster.min_runtime_min, math.ceil(seconds / 60))
     else:
-        minutes = cluster["default_runtime_min"]
-    if cluster.get("max_runtime_min"):
-        minutes = min(minutes, cluster["max_runtime_min"])
+        minutes = cluster.default_runtime_min
+    if cluster.max_runtime_min:
+        minutes = min(minutes, cluster.max_runtime_min)
     return int(minutes)
 
 
@@ -284,22 +288,22 @@ def gpu_percent(gpus: float) -> int:
     return max(1, round(gpus * FULL_GPU_PERCENT))
 
 
-def signal_arg(minutes: int, cluster: dict) -> str:
+def signal_arg(minutes: int, cluster: ClusterConfig) -> str:
     """`--signal=USR1@S`: SLURM warns the job S s before its time limit, so the trainer
     checkpoints while it can (KillWait after SIGTERM is often only 30 s). Left out when
     the job is too short for it (SLURM may send the signal up to 60 s early)."""
-    warn = cluster["checkpoint_warning_s"]
+    warn = cluster.checkpoint_warning_s
     return f"--signal=USR1@{warn}" if warn and minutes * 60 >= 4 * (warn + 60) else ""
 
 
-def job_resources(stage: str, rungs: dict, study: dict) -> dict[str, Callable]:
+def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
     """The resources of the train or evaluate rule, as functions of the wildcards.
 
     gpu: whole GPUs (SLURM's --gpus); gpu_percent: the workstation's unit (Snakemake
     rounds fractional resources to integers, so a 0.25 GPU is 25); cpus_per_task,
     mem_mb, runtime and slurm_extra: what SLURM is asked for (study `cluster` section).
     """
-    cluster = study["cluster"]
+    cluster = study.cluster
 
     def gpus(w) -> float:
         g = rungs[w.rung].gpus  # evaluation is one process on one device
@@ -309,19 +313,19 @@ def job_resources(stage: str, rungs: dict, study: dict) -> dict[str, Callable]:
         row = rungs[w.rung].row()
         if stage == "train":
             return row["flops"]
-        return row["flops_per_token"] / 3 * study["eval"]["max_tokens"]  # forward only
+        return row["flops_per_token"] / 3 * study.eval.max_tokens  # forward only
 
     def runtime(w) -> int:
         return runtime_min(flops(w), gpus(w), cluster)
 
     def cpus(w) -> int:
-        return (cluster["cpus_per_task"] or rungs[w.rung].threads) * whole_gpus(gpus(w))
+        return (cluster.cpus_per_task or rungs[w.rung].threads) * whole_gpus(gpus(w))
 
     return {
         "gpu": lambda w: whole_gpus(gpus(w)),
         "gpu_percent": lambda w: gpu_percent(gpus(w)),
         "cpus_per_task": cpus,
-        "mem_mb": lambda w: cluster["mem_mb"] * whole_gpus(gpus(w)),
+        "mem_mb": lambda w: cluster.mem_mb * whole_gpus(gpus(w)),
         "runtime": runtime,
         "slurm_extra": lambda w: signal_arg(runtime(w), cluster) if stage == "train" else "",
     }

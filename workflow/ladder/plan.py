@@ -1,6 +1,6 @@
 """The ladder of a study: shapes, designs and hyperparameters expanded into rungs.
 
-`plan()` turns a validated study (ladder.config) into `Rung`s, one per training run, in
+`plan()` turns a validated `Study` (ladder.config) into `Rung`s, one per training run, in
 order of size then tokens; `sweep_plan` and `wsd_plan` add the tuning runs and the WSD
 stable segments. `ladder plan` writes plan.csv and prints the plan with its cost.
 It imports neither torch nor snakemake: the Snakefile calls it at parse time.
@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ladder.artifacts import write_text
-from ladder.config import load_config
+from ladder.config import Study, TrainConfig, load_config
 from ladder.errors import ConfigError
 from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
 
@@ -103,21 +103,21 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def shape_for_params(target: float, cfg: dict[str, Any]) -> dict[str, int]:
+def shape_for_params(target: float, study: Study) -> dict[str, int]:
     """The width and depth whose non-embedding count is closest to `target`.
 
     Depth follows width by the aspect ratio (n_layer = round(d / aspect_ratio)); widths
     are multiples of head_dim (and of 64 from 256 up, for tensor-core-friendly matmuls).
     Candidates are scanned exhaustively: counts are exact, not the 12·L·d² estimate.
     """
-    model = cfg["model"]
-    hd = model["head_dim"]
+    model = study.model
+    hd = model.head_dim
     best = None
     for d in range(hd, 16384 + 1, hd):
         if d >= 256 and d % 64:
             continue
-        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
-        shape = _model_shape(cfg, {"n_layer": n_layer, "d_model": d})
+        n_layer = max(1, _round_half_up(d / model.aspect_ratio))
+        shape = _model_shape(study, {"n_layer": n_layer, "d_model": d})
         n = param_groups(shape)["params_non_embedding"]
         err = abs(math.log(n / target))
         if best is None or err < best[0]:
@@ -127,39 +127,39 @@ def shape_for_params(target: float, cfg: dict[str, Any]) -> dict[str, int]:
     return best[1]
 
 
-def _shapes(cfg: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+def _shapes(study: Study) -> list[tuple[str, dict[str, int]]]:
     """(config key, shape) for every size: target params, then widths, then shapes."""
-    model = cfg["model"]
+    model = study.model
     out = []
-    for i, n in enumerate(cfg["ladder"]["params"]):
-        out.append((f"ladder.params[{i}]", shape_for_params(n, cfg)))
-    for i, d in enumerate(cfg["ladder"]["widths"]):
-        if d % model["head_dim"]:
+    for i, n in enumerate(study.ladder.params):
+        out.append((f"ladder.params[{i}]", shape_for_params(n, study)))
+    for i, d in enumerate(study.ladder.widths):
+        if d % model.head_dim:
             raise ConfigError(
                 f"ladder.widths[{i}]: {d} is not a multiple of model.head_dim "
-                f"({model['head_dim']}); use widths divisible by it or change head_dim"
+                f"({model.head_dim}); use widths divisible by it or change head_dim"
             )
-        n_layer = max(1, _round_half_up(d / model["aspect_ratio"]))
+        n_layer = max(1, _round_half_up(d / model.aspect_ratio))
         out.append((f"ladder.widths[{i}]", {"n_layer": n_layer, "d_model": d}))
-    for i, s in enumerate(cfg["ladder"]["shapes"]):
+    for i, s in enumerate(study.ladder.shapes):
         out.append((f"ladder.shapes[{i}]", dict(s)))
     return out
 
 
-def _model_shape(cfg: dict[str, Any], s: dict[str, int], key: str = "") -> ModelShape:
-    model = cfg["model"]
-    family = model["family"]
-    tie = model["tie_embeddings"]
+def _model_shape(study: Study, s: dict[str, int], key: str = "") -> ModelShape:
+    model = study.model
+    family = model.family
+    tie = model.tie_embeddings
     if tie is None:
         tie = family != "llama"  # HF's defaults: Llama unties its head, GPT-2/BERT tie
     d = s["d_model"]
-    n_head = s.get("n_head") or max(1, d // model["head_dim"])
+    n_head = s.get("n_head") or max(1, d // model.head_dim)
     if d % n_head:
         raise ConfigError(f"{key}: d_model {d} is not divisible by n_head {n_head}")
-    n_kv = n_head // model["kv_groups"] if family == "llama" else n_head
-    if n_kv < 1 or n_head % model["kv_groups"]:
+    n_kv = n_head // model.kv_groups if family == "llama" else n_head
+    if n_kv < 1 or n_head % model.kv_groups:
         raise ConfigError(
-            f"{key}: n_head {n_head} is not divisible by model.kv_groups ({model['kv_groups']})"
+            f"{key}: n_head {n_head} is not divisible by model.kv_groups ({model.kv_groups})"
         )
     return ModelShape(
         family=family,
@@ -168,8 +168,8 @@ def _model_shape(cfg: dict[str, Any], s: dict[str, int], key: str = "") -> Model
         n_head=n_head,
         n_kv_head=n_kv,
         d_ff=s.get("d_ff") or default_d_ff(family, d),
-        vocab_size=cfg["tokenizer"]["vocab_size"],
-        seq_len=model["seq_len"],
+        vocab_size=study.tokenizer.vocab_size,
+        seq_len=model.seq_len,
         tie_embeddings=tie,
     )
 
@@ -179,7 +179,7 @@ def _largest_divisor_at_most(n: int, cap: int) -> int:
 
 
 def _as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def deepseek_hparams(flops: float, seq_len: int) -> tuple[float, int]:
@@ -190,48 +190,48 @@ def deepseek_hparams(flops: float, seq_len: int) -> tuple[float, int]:
     return lr, batch
 
 
-def _sizes_and_budgets(cfg: dict[str, Any]) -> list[tuple[str, ModelShape, float, float]]:
+def _sizes_and_budgets(study: Study) -> list[tuple[str, ModelShape, float, float]]:
     """(key, shape, token budget, compute budget) for every rung of the design."""
-    lad = cfg["ladder"]
+    lad = study.ladder
     out = []
-    if lad["design"] == "isoflop":
-        for b, budget in enumerate(lad["budgets_flops"]):
-            if lad["params"]:
-                targets = lad["params"]
+    if lad.design == "isoflop":
+        for b, budget in enumerate(lad.budgets_flops):
+            if lad.params:
+                targets = lad.params
             else:
                 # centre on Chinchilla's rule: C ≈ 6·N·D with D = r·N  =>  N = sqrt(C / 6r)
-                n_opt = math.sqrt(budget / (6 * lad["optimal_tokens_per_param"]))
-                half = math.sqrt(lad["isoflop_span"])
-                k = lad["isoflop_sizes"]
+                n_opt = math.sqrt(budget / (6 * lad.optimal_tokens_per_param))
+                half = math.sqrt(lad.isoflop_span)
+                k = lad.isoflop_sizes
                 targets = [n_opt / half * (half * half) ** (i / (k - 1)) for i in range(k)]
             seen = set()
             for n in targets:
-                s = shape_for_params(n, cfg)
+                s = shape_for_params(n, study)
                 if (s["n_layer"], s["d_model"]) in seen:
                     continue  # two targets rounded onto one shape
                 seen.add((s["n_layer"], s["d_model"]))
-                shape = _model_shape(cfg, s, f"ladder.budgets_flops[{b}]")
+                shape = _model_shape(study, s, f"ladder.budgets_flops[{b}]")
                 out.append(
                     (f"ladder.budgets_flops[{b}]", shape, budget / flops_per_token(shape), budget)
                 )
         return out
-    for key, s in _shapes(cfg):
-        shape = _model_shape(cfg, s, key)
-        if lad["tokens_per_param"] is not None:
+    for key, s in _shapes(study):
+        shape = _model_shape(study, s, key)
+        if lad.tokens_per_param is not None:
             total = param_groups(shape)["params_total"]
-            budgets = [r * total for r in _as_list(lad["tokens_per_param"])]
+            budgets = [r * total for r in _as_list(lad.tokens_per_param)]
         else:
-            budgets = _as_list(lad["tokens"])
+            budgets = _as_list(lad.tokens)
         out += [(key, shape, budget, 0.0) for budget in budgets]
     return out
 
 
-def plan(cfg: dict[str, Any]) -> list[Rung]:
-    """Expand a validated config into its rungs, in order of size, then tokens."""
-    model, lad, tr = cfg["model"], cfg["ladder"], cfg["train"]
+def plan(study: Study) -> list[Rung]:
+    """Expand a validated study into its rungs, in order of size, then tokens."""
+    model, lad, tr = study.model, study.ladder, study.train
     rungs: list[Rung] = []
     seen: dict[str, str] = {}
-    for key, shape, budget, budget_flops in _sizes_and_budgets(cfg):
+    for key, shape, budget, budget_flops in _sizes_and_budgets(study):
         name = f"L{shape.n_layer}-d{shape.d_model}"
         if budget_flops:
             rid = f"C{budget_flops:.0e}".replace("e+", "e") + f"-{name}"
@@ -240,44 +240,44 @@ def plan(cfg: dict[str, Any]) -> list[Rung]:
         if rid in seen:
             raise ConfigError(f"{key}: rung {rid} duplicates {seen[rid]}")
         seen[rid] = key
-        hp = {k: tr[k] for k in tr}
-        if tr["hparam_rule"] == "deepseek":
+        hp = asdict(tr)
+        if tr.hparam_rule == "deepseek":
             hp["lr"], hp["batch_tokens"] = deepseek_hparams(
-                flops_per_token(shape) * budget, model["seq_len"]
+                flops_per_token(shape) * budget, model.seq_len
             )
-        hp.update(lad["overrides"].get(rid, {}))
+        hp.update(lad.overrides.get(rid, {}))
         steps = max(1, math.ceil(budget / hp["batch_tokens"]))
-        seqs = hp["batch_tokens"] // model["seq_len"]
+        seqs = hp["batch_tokens"] // model.seq_len
         rung = dict(
             id=rid,
             **asdict(shape),
             tokens=steps * hp["batch_tokens"],
             steps=steps,
-            seed=cfg["seed"],
+            seed=study.seed,
             **{k: v for k, v in hp.items() if k not in ("micro_batch", "hparam_rule")},
             micro_batch=_largest_divisor_at_most(seqs, hp["micro_batch"]),
-            design=lad["design"],
+            design=lad.design,
             budget_flops=float(budget_flops),
         )
         rungs.append(Rung(**rung))
-    unknown = sorted(set(lad["overrides"]) - set(seen))
+    unknown = sorted(set(lad.overrides) - set(seen))
     if unknown:
         raise ConfigError(
             f"ladder.overrides: unknown rung id(s) {unknown}; rungs are: {', '.join(seen)}"
         )
-    allowed = set(tr) - {"hparam_rule"}
-    for rid, over in lad["overrides"].items():
+    allowed = {f.name for f in fields(TrainConfig)} - {"hparam_rule"}
+    for rid, over in lad.overrides.items():
         bad = sorted(set(over) - allowed)
         if bad:
             raise ConfigError(
                 f"ladder.overrides.{rid}: unknown key(s) {bad}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
-        if over.get("batch_tokens", model["seq_len"]) % model["seq_len"]:
+        if over.get("batch_tokens", model.seq_len) % model.seq_len:
             raise ConfigError(
                 f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
             )
-    if lad["design"] == "wsd":
+    if lad.design == "wsd":
         rungs = _wsd_branches(rungs)
     return sorted(
         rungs,
@@ -302,10 +302,10 @@ def _wsd_branches(rungs: list[Rung]) -> list[Rung]:
     return out
 
 
-def wsd_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, dict[str, Any]]:
+def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
     """size -> {"stable": the size's longest branch, renamed, which the stable segments
     run; "stops": {rung id: the step its cooldown starts}} for design wsd."""
-    if cfg["ladder"]["design"] != "wsd":
+    if study.ladder.design != "wsd":
         return {}
     out: dict[str, dict[str, Any]] = {}
     for size in dict.fromkeys(size_of(r) for r in rungs):
@@ -343,13 +343,13 @@ def retarget(rung: Rung, **changes: Any) -> Rung:
     return replace(new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro)
 
 
-def sweep_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, list[Rung]]:
+def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
     """size -> its tuning runs: lr multipliers x batch sizes at a reduced token budget."""
-    sw = cfg["ladder"]["sweep"]
-    if not sw["lr"] and not sw["batch_tokens"]:
+    sw = study.ladder.sweep
+    if not sw.lr and not sw.batch_tokens:
         return {}
-    seq = cfg["model"]["seq_len"]
-    for i, b in enumerate(sw["batch_tokens"]):
+    seq = study.model.seq_len
+    for i, b in enumerate(sw.batch_tokens):
         if b % seq:
             raise ConfigError(
                 f"ladder.sweep.batch_tokens[{i}]: {b} is not a multiple of model.seq_len ({seq})"
@@ -359,10 +359,10 @@ def sweep_plan(cfg: dict[str, Any], rungs: list[Rung]) -> dict[str, list[Rung]]:
         size = size_of(r)
         if size in out:
             continue  # the size's smallest budget sets the sweep budget
-        budget = max(1, round(sw["tokens_frac"] * r.tokens))
+        budget = max(1, round(sw.tokens_frac * r.tokens))
         out[size] = []
-        for mult in sw["lr"] or [1.0]:
-            for batch in sw["batch_tokens"] or [r.batch_tokens]:
+        for mult in sw.lr or [1.0]:
+            for batch in sw.batch_tokens or [r.batch_tokens]:
                 lr = r.lr * mult
                 base = replace(r, tokens=budget, design="sweep", budget_flops=0.0)
                 sid = f"{size}-sweep-lr{lr:.3g}-b{batch}"
@@ -425,16 +425,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
-        rungs = plan(cfg)
+        study = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
+        rungs = plan(study)
     except ConfigError as e:
         print(f"ladder plan: config error: {e}", file=sys.stderr)
         return 2
-    flops_per_s = args.flops_per_s or cfg.get("cluster", {}).get("flops_per_s")
-    out = args.out or f"results/{cfg['study']}/plan.csv"
+    flops_per_s = args.flops_per_s or study.cluster.flops_per_s
+    out = args.out or f"results/{study.study}/plan.csv"
     write_text(out, plan_csv(rungs, flops_per_s))
     if args.resolved:
-        write_text(args.resolved, yaml.safe_dump(cfg, sort_keys=False))
+        write_text(args.resolved, yaml.safe_dump(study.to_dict(), sort_keys=False))
     print(summary_table(rungs, flops_per_s))
     if flops_per_s:
         print(f"GPU-hours at {flops_per_s:.3g} FLOP/s per GPU (set cluster.flops_per_s)")

@@ -1,4 +1,6 @@
 # The study, validated and planned once at parse time; input functions for the rules.
+# STUDY is a ladder.config.Study (frozen dataclasses, read by attribute); STUDY.to_dict()
+# and STUDY.<section>.to_dict() give plain data for params.
 import json
 import os
 import re
@@ -25,7 +27,7 @@ try:
 except ConfigError as e:
     sys.exit(f"Ladder config error: {e}")
 
-RESULTS = f"results/{STUDY['study']}"
+RESULTS = f"results/{STUDY.study}"
 LOGS = f"{RESULTS}/logs"
 TOKENS = f"{RESULTS}/tokens"
 
@@ -49,11 +51,9 @@ def data_inputs(wildcards):
     """Local data files are inputs, so editing one rebuilds the corpus."""
     import glob
 
-    if STUDY["data"]["source"] != "files":
+    if STUDY.data.source != "files":
         return []
-    return sorted(
-        f for p in STUDY["data"]["paths"] for f in glob.glob(p, recursive=True)
-    )
+    return sorted(f for p in STUDY.data.paths for f in glob.glob(p, recursive=True))
 
 
 def all_runs(name):

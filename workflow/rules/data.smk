@@ -10,7 +10,7 @@ rule plan:
     conda:
         "../envs/ladder.yaml"
     params:
-        config=json.dumps(STUDY, sort_keys=True),
+        config=json.dumps(STUDY.to_dict(), sort_keys=True),
     shell:
         "ladder plan --config-json {params.config:q} --out {output.plan}"
         " --resolved {output.study} > {log} 2>&1"
@@ -28,8 +28,8 @@ rule corpus:
     conda:
         "../envs/ladder.yaml"
     params:
-        data=json.dumps(STUDY["data"], sort_keys=True),
-        seed=STUDY["seed"],
+        data=json.dumps(STUDY.data.to_dict(), sort_keys=True),
+        seed=STUDY.seed,
         out=lambda w, output: os.path.dirname(output.train),
     shell:
         "ladder corpus --data-json {params.data:q} --seed {params.seed}"
@@ -46,11 +46,11 @@ rule tokenizer:
     conda:
         "../envs/ladder.yaml"
     params:
-        kind=STUDY["tokenizer"]["kind"],
-        vocab_size=STUDY["tokenizer"]["vocab_size"],
-        min_frequency=STUDY["tokenizer"]["min_frequency"],
-        name=STUDY["tokenizer"]["name"] or "",
-        n_symbols=STUDY["data"]["synthetic"]["n_symbols"],
+        kind=STUDY.tokenizer.kind,
+        vocab_size=STUDY.tokenizer.vocab_size,
+        min_frequency=STUDY.tokenizer.min_frequency,
+        name=STUDY.tokenizer.name or "",
+        n_symbols=STUDY.data.synthetic.n_symbols,
     shell:
         "ladder tokenizer --kind {params.kind} --corpus {input} --vocab-size {params.vocab_size}"
         " --min-frequency {params.min_frequency} --name={params.name:q}"

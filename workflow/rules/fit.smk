@@ -31,8 +31,8 @@ rule fit:
     conda:
         "../envs/ladder.yaml"
     params:
-        bootstrap=STUDY["fit"]["bootstrap"],
-        seed=STUDY["seed"],
+        bootstrap=STUDY.fit.bootstrap,
+        seed=STUDY.seed,
     shell:
         "ladder fit {input} --law all --bootstrap {params.bootstrap} --seed {params.seed}"
         " --out {output} > {log} 2>&1"

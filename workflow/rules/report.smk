@@ -11,7 +11,7 @@ REPORT_DIR = f"{RESULTS}/report"
 # --extrapolate-to from the config, as a param, so changing the target reruns only the report
 REPORT_TARGET = " ".join(
     f"--extrapolate-to {k}={v:g}"
-    for k, v in (STUDY.get("report", {}).get("extrapolate_to") or {}).items()
+    for k, v in (STUDY.report.extrapolate_to or {}).items()
 )
 
 

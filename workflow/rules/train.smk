@@ -56,8 +56,8 @@ rule evaluate:
         **EVAL_RESOURCES,
     params:
         tokens=lambda w, input: os.path.dirname(input.meta),
-        max_tokens=STUDY["eval"]["max_tokens"],
-        batch_size=STUDY["eval"]["batch_size"],
+        max_tokens=STUDY.eval.max_tokens,
+        batch_size=STUDY.eval.batch_size,
     shell:
         "ladder launch --gpu-percent {resources.gpu_percent} --"
         " ladder evaluate --rung-json @{input.spec} --model-dir {input.model}"
