@@ -20,6 +20,33 @@ def rho(r: np.ndarray, loss: str) -> np.ndarray:
     return np.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
+def _newton_system(model, th, r, J, ww, lo, hi, loss: str, exact: bool):
+    """Gradient g (K, p) and Hessian H (K, p, p) of the weighted loss at residuals r, with the
+    variables held at a bound (gradient pointing outward) frozen: g = 0, H = identity there.
+    Rows whose g or H is not finite are flagged `bad` (and given a harmless system)."""
+    if loss == "l2":
+        psi, curv = r, ww
+    else:
+        psi = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
+        inside = np.abs(r) <= HUBER_DELTA
+        if exact:
+            curv = ww * inside
+        else:
+            curv = ww * np.where(inside, 1.0, HUBER_DELTA / np.maximum(np.abs(r), 1e-300))
+    g = np.einsum("kn,knp->kp", ww * psi, J)
+    H = np.matmul(J.transpose(0, 2, 1) * curv[:, None, :], J)
+    if exact and hasattr(model, "hess"):
+        H = H + model.hess(th, ww * psi)
+    p = th.shape[1]
+    frozen = ((th <= lo) & (g > 0)) | ((th >= hi) & (g < 0))
+    g = np.where(frozen, 0.0, g)
+    H = np.where(frozen[:, :, None] | frozen[:, None, :], 0.0, H)
+    H = np.where(frozen[:, :, None] & np.eye(p, dtype=bool), 1.0, H)
+    bad = ~np.isfinite(H).all((1, 2)) | ~np.isfinite(g).all(1)
+    H[bad], g[bad] = np.eye(p), 0.0
+    return g, H, bad
+
+
 def minimise(
     model,
     theta: np.ndarray,
@@ -61,7 +88,6 @@ def minimise(
     f_all, J_all, F = evaluate(theta, w)
     lam = np.full(K, 1e-3)
     active = np.isfinite(F)
-    eye = np.eye(p, dtype=bool)
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
@@ -69,27 +95,7 @@ def minimise(
         every = idx.size == K  # plain views, no copies of the (K, n, p) Jacobian
         pick = slice(None) if every else idx
         th, ww, lo, hi = theta[pick], w[pick], lower[pick], upper[pick]
-        f, J = f_all[pick], J_all[pick]
-        r = f - y
-        if loss == "l2":
-            psi, curv = r, ww
-        else:
-            psi = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
-            inside = np.abs(r) <= HUBER_DELTA
-            if exact:
-                curv = ww * inside
-            else:
-                curv = ww * np.where(inside, 1.0, HUBER_DELTA / np.maximum(np.abs(r), 1e-300))
-        g = np.einsum("kn,knp->kp", ww * psi, J)
-        H = np.matmul(J.transpose(0, 2, 1) * curv[:, None, :], J)
-        if exact and hasattr(model, "hess"):
-            H = H + model.hess(th, ww * psi)
-        frozen = ((th <= lo) & (g > 0)) | ((th >= hi) & (g < 0))
-        g = np.where(frozen, 0.0, g)
-        H = np.where(frozen[:, :, None] | frozen[:, None, :], 0.0, H)
-        H = np.where(frozen[:, :, None] & eye, 1.0, H)
-        bad = ~np.isfinite(H).all((1, 2)) | ~np.isfinite(g).all(1)
-        H[bad], g[bad] = np.eye(p), 0.0
+        g, H, bad = _newton_system(model, th, f_all[pick] - y, J_all[pick], ww, lo, hi, loss, exact)
         ev, V = np.linalg.eigh(H)
         aev = np.abs(ev)
         scale = np.maximum(aev.max(1, keepdims=True), 1e-300)
