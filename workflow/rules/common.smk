@@ -7,13 +7,16 @@ import re
 import sys
 
 try:
-    from ladder.config import load_config
+    from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
-    from ladder.plan import plan, size_of, sweep_plan, wsd_plan
+    from ladder.plan import memory_warnings, plan, size_of, sweep_plan, wsd_plan
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
 try:
+    for _path in workflow.configfiles:
+        # what Snakemake's own loader lets through: a key given twice keeps the last
+        read_config_file(_path)
     STUDY = load_config(config)
     _planned = plan(STUDY)
     LADDER = [r.id for r in _planned]  # the rungs of the study, in plan order
@@ -26,6 +29,8 @@ try:
     RUNGS |= {s.id: s for runs in SWEEPS.values() for s in runs}
 except ConfigError as e:
     sys.exit(f"Ladder config error: {e}")
+for _warning in memory_warnings(_planned):
+    print(f"Ladder warning: {_warning}", file=sys.stderr)
 
 RESULTS = f"results/{STUDY.study}"
 LOGS = f"{RESULTS}/logs"
@@ -48,12 +53,8 @@ def rung_threads(wildcards):
 
 
 def data_inputs(wildcards):
-    """Local data files are inputs, so editing one rebuilds the corpus."""
-    import glob
-
-    if STUDY.data.source != "files":
-        return []
-    return sorted(f for p in STUDY.data.paths for f in glob.glob(p, recursive=True))
+    """Local data files are inputs, so editing one rebuilds the corpus (`~` expanded)."""
+    return data_files(STUDY.data)
 
 
 def all_runs(name):
