@@ -2,6 +2,7 @@
 # STUDY is a ladder.config.Study (frozen dataclasses, read by attribute); STUDY.to_dict()
 # and STUDY.<section>.to_dict() give plain data for params.
 import json
+import math
 import os
 import re
 import sys
@@ -49,7 +50,18 @@ def rung_json(wildcards):
 
 
 def rung_threads(wildcards):
+    """An evaluation job's threads: the rung's (one process)."""
     return RUNGS[wildcards.rung].threads
+
+
+def job_threads(rung):
+    """A training job's threads: the rung's for each of its GPUs' processes (as SLURM's
+    cpus_per_task); the job passes {threads} on, and never uses more."""
+    return rung.threads * (max(1, math.ceil(rung.gpus)) if rung.gpus > 1 else 1)
+
+
+def train_threads(wildcards):
+    return job_threads(RUNGS[wildcards.rung])
 
 
 def data_inputs(wildcards):
