@@ -308,7 +308,8 @@ def _message(err: jsonschema.ValidationError) -> str:
         allowed = ", ".join(str(v) for v in err.validator_value)
         return f"{key}: {err.instance!r} is not allowed; allowed values: {allowed}"
     if err.validator == "type":
-        kinds = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        kinds = err.validator_value
+        kinds = kinds if isinstance(kinds, list) else [kinds]
         allowed = " or ".join(_describe({"type": k}) for k in kinds)
         return f"{key}: {err.instance!r} is not allowed; it must be {allowed}"
     if err.validator == "pattern":

@@ -403,7 +403,8 @@ def memory_warnings(rungs: list[Rung]) -> list[str]:
         kind, have_bytes = found
         need = memory_estimate(r, kind)
         if need > have_bytes:
-            where = f"device {r.device}" + (f" ({kind} on this machine)" if r.device == "auto" else "")
+            where = f"device {r.device}"
+            where += f" ({kind} on this machine)" if r.device == "auto" else ""
             over.setdefault(where, []).append((need, r.id))
             have[where] = have_bytes
     out = []

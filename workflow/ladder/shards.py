@@ -93,7 +93,7 @@ def mlm_mask(
 def _too_short(n_val: int, max_tokens: int, need: int) -> str:
     if n_val < need:
         return f"val.bin has {n_val} tokens; evaluation needs >= {need}"
-    return f"max_tokens {max_tokens} (eval.max_tokens) is less than one window; it must be >= {need}"
+    return f"max_tokens {max_tokens} (eval.max_tokens) is less than one window; need >= {need}"
 
 
 def val_slice(
