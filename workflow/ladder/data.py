@@ -112,6 +112,8 @@ def parse_jsonl_line(raw: bytes, field: str, path: str | os.PathLike, lineno: in
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         why = e.msg.removesuffix(" at")
+        if why == "Invalid control character" and e.pos >= len(line.rstrip("\r\n")):
+            why = "the line ends inside a string (a closing quote missing?)"
         raise DataError(f"{path}{where}: invalid JSON at column {e.colno}: {why}") from None
     if not isinstance(obj, dict):
         raise DataError(
