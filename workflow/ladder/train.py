@@ -602,7 +602,9 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
     checkpoint. Returns 0, or 128+signal once a caught signal's checkpoint is saved."""
     r, opt = run.r, run.opt
     evals = eval_steps(r)
-    sync_every_step = run.device.type != "cuda"  # on GPU, read losses at log intervals only
+    # on one GPU, read losses at log intervals only; under DDP agreed_signal syncs every
+    # step anyway, and every rank must meet a NaN at the same step, to stop together
+    sync_every_step = run.device.type != "cuda" or run.ddp
     for step in range(progress.start, end):
         lr = lr_at(step, r)
         for g in opt.param_groups:
