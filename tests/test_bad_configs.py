@@ -102,7 +102,7 @@ CASES = [
     (
         "params-below-narrowest",
         text(ladder={"widths": [], "params": [10]}),
-        ["ladder.params[0]", "10", "beyond the smallest shape"],
+        ["ladder.params[0]", "10", "below the smallest shape"],
     ),
     (
         "width-too-large",

@@ -142,14 +142,14 @@ def shape_for_params(target: float, study: Study, key: str = "ladder.params") ->
     if best[0] > math.log(2):
         shape = _model_shape(study, best[1])
         n = param_groups(shape)["params_non_embedding"]
-        end = "largest" if n < target else "smallest"
+        end = "beyond the largest" if n < target else "below the smallest"
         fix = (
             "give ladder.shapes to go wider than d_model 16384"
             if n < target
             else "use ladder.widths or ladder.shapes for tiny models"
         )
         raise ConfigError(
-            f"{key}: {target:.3g} non-embedding parameters is beyond the {end} shape the "
+            f"{key}: {target:.3g} non-embedding parameters is {end} shape the "
             f"width rule gives (L{shape.n_layer}-d{shape.d_model}: {format_count(n)}); {fix}"
         )
     return best[1]
