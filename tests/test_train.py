@@ -178,9 +178,31 @@ def test_nan_stops_at_the_step_it_occurs(shards, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(LossModel, "forward", poisoned)
     rung = tiny_rung(eval_points=0, micro_batch=4)  # 8 sequences per step → 2 micro-batches
-    assert run(rung, shards, tmp_path) == 3
+    assert run(rung, shards, tmp_path) == 0  # a divergence is a result, not a failure
     assert "loss is nan at step 3" in capsys.readouterr().err
-    assert not (tmp_path / "train.json").exists() and not (tmp_path / "model").exists()
+    summary = json.loads((tmp_path / "train.json").read_text())
+    assert summary["diverged"] is True and summary["diverged_at_step"] == 3
+    assert summary["diverged_loss"] == "nan" and summary["loss_nats"] is None
+    assert [int(row["step"]) for row in read_log(tmp_path)] == [1, 2]  # finite steps only
+    assert summary["last_finite_loss_nats"] == float(read_log(tmp_path)[-1]["loss_nats"])
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert not (tmp_path / "ckpt").exists()  # nothing to resume: it would diverge again
+
+
+def test_threads_never_exceed_the_grant(shards, tmp_path, monkeypatch):
+    """A rung asking for 64 threads in a job Snakemake granted 1 (OMP_NUM_THREADS, which
+    it sets to {threads}) runs on 1; --threads caps the same way."""
+    from ladder.runtime import job_threads
+
+    assert job_threads(64, 1) == 1 and job_threads(2, 8) == 2 and job_threads(4, 8, 2) == 4
+    assert job_threads(4, 2, processes=4) == 1  # DDP ranks share the grant, at least one each
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert job_threads(64) == 1
+    assert run(tiny_rung(tokens=256, threads=64), shards, tmp_path) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["threads"] == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert run(tiny_rung(tokens=256, threads=64), shards, tmp_path / "b", "--threads", "1") == 0
+    assert json.loads((tmp_path / "b" / "train.json").read_text())["threads"] == 1
 
 
 # ----------------------------------------------------------------------------- resume

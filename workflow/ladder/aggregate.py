@@ -1,8 +1,9 @@
 """Collect every rung's plan row, train.json and eval.json into one tidy runs.csv,
 and every rung's train_log.csv into curves.csv (the learning curves, long format).
 
-A rung whose train.json says it diverged, or whose loss is not finite, is kept with
-`diverged = 1` so the fitter can exclude it *and say so*; nothing is dropped here.
+A rung whose train.json or eval.json says it diverged, or whose loss is not finite, is
+kept with `diverged = 1` (and `diverged_at_step`) so the fitter can exclude it *and say
+so*; nothing is dropped here, and no NaN is written as a loss (a diverged rung's is empty).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ def rung_row(plan_row: dict, run_dir: Path) -> dict:
     gpus = plan_row.get("gpus", 1) if str(train.get("device", "cpu")).startswith("cuda") else 0
     row["gpu_hours"] = (train.get("wall_s") or 0) * gpus / 3600
     loss = row["loss_nats"]
-    row["diverged"] = int(bool(train.get("diverged")) or loss is None or not math.isfinite(loss))
+    said = bool(train.get("diverged")) or bool(evaluation.get("diverged"))
+    row["diverged"] = int(said or loss is None or not math.isfinite(loss))
+    row["diverged_at_step"] = train.get("diverged_at_step")
+    if row["diverged"]:
+        row["loss_nats"] = row["bits_per_byte"] = None
     return row
 
 

@@ -8,6 +8,7 @@ Every stage module defines `main(argv: list[str]) -> int` with its own argparse,
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> (module, one-line help)
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     if stage not in STAGES:
         print(f"ladder: unknown stage '{stage}'\n\n{usage()}", file=sys.stderr)
         return 2
+    # Snakemake grants a job {threads} as OMP_NUM_THREADS; the tokenizers library's Rayon
+    # pool reads its own variable, so it gets the same cap (torch: ladder.runtime)
+    if os.environ.get("OMP_NUM_THREADS"):
+        os.environ.setdefault("RAYON_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
     module = importlib.import_module(STAGES[stage][0])
     # modules that serve two stages (tokenizer/encode) take the stage name first
     entry = getattr(module, f"main_{stage}", None) or module.main

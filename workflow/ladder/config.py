@@ -246,10 +246,34 @@ def build(cls: type, value: dict[str, Any]):
 # ----------------------------------------------------------------------------- validation
 
 
-def load_schema() -> dict:
+@functools.cache
+def _schema_text() -> str:
     if not SCHEMA_PATH.exists():
         raise ConfigError(f"schema not found at {SCHEMA_PATH}; install with `pip install -e .`")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return SCHEMA_PATH.read_text()
+
+
+# train keys a rung's override may not set (they pick how rungs are derived, not a value)
+NOT_OVERRIDABLE = ("hparam_rule",)
+
+
+def load_schema() -> dict:
+    """The schema, with ladder.overrides' values checked like the train section: each
+    rung's override is a mapping of train keys (less NOT_OVERRIDABLE) whose values obey
+    the same types and ranges, with no defaults (an override sets only what it names)."""
+    schema = yaml.safe_load(_schema_text())
+    train = schema["properties"]["train"]["properties"]
+    override = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            key: {k: v for k, v in prop.items() if k != "default"}
+            for key, prop in train.items()
+            if key not in NOT_OVERRIDABLE
+        },
+    }
+    schema["properties"]["ladder"]["properties"]["overrides"]["additionalProperties"] = override
+    return schema
 
 
 def _with_defaults(validator_cls):
@@ -283,6 +307,17 @@ def _message(err: jsonschema.ValidationError) -> str:
     if err.validator == "enum":
         allowed = ", ".join(str(v) for v in err.validator_value)
         return f"{key}: {err.instance!r} is not allowed; allowed values: {allowed}"
+    if err.validator == "type":
+        kinds = err.validator_value
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        allowed = " or ".join(_describe({"type": k}) for k in kinds)
+        return f"{key}: {err.instance!r} is not allowed; it must be {allowed}"
+    if err.validator == "pattern":
+        allowed = err.schema.get("description", f"it must match {err.validator_value}")
+        return f"{key}: {err.instance!r} is not allowed; {allowed}"
+    if err.validator == "oneOf":
+        allowed = " or ".join(_describe(s) for s in err.validator_value)
+        return f"{key}: {err.instance!r} is not allowed; it must be {allowed}"
     if err.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         rel = {
             "minimum": ">=",
@@ -294,31 +329,153 @@ def _message(err: jsonschema.ValidationError) -> str:
     return f"{key}: {err.message}"
 
 
-_SCI = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-NUMERIC_SECTIONS = ("model", "ladder", "train", "eval", "fit", "report", "cluster")
+def _describe(schema: dict, plural: bool = False) -> str:
+    """A schema branch in words, for oneOf messages: 'null', 'an integer >= 1', ..."""
+    kind = schema.get("type")
+    if kind == "array" and "items" in schema:
+        return "a list of " + _describe(schema["items"], plural=True)
+    nouns = {
+        "integer": ("an integer", "integers"),
+        "number": ("a number", "numbers"),
+        "string": ("a string", "strings"),
+        "boolean": ("true or false", "booleans"),
+        "object": ("a mapping of keys", "mappings"),
+        "array": ("a list", "lists"),
+    }
+    words = nouns[kind][plural] if kind in nouns else str(kind)
+    for rel, name in ((">=", "minimum"), (">", "exclusiveMinimum")):
+        if name in schema:
+            words += f" {rel} {schema[name]}"
+    return words
 
 
-def _numbers(value):
-    """YAML 1.1 reads `1e13` (no dot) as a string; numbers are what users mean here."""
+_INT = re.compile(r"^[-+]?\d+$")
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _branches(schema: dict) -> list[dict]:
+    return [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]
+
+
+def _types(schema: dict) -> set[str]:
+    out: set[str] = set()
+    for branch in _branches(schema):
+        kind = branch.get("type", [])
+        out |= {kind} if isinstance(kind, str) else set(kind)
+        for v in branch.get("enum", []):
+            out.add({bool: "boolean", type(None): "null"}.get(type(v), "string"))
+    return out
+
+
+def _scalar(text: str, types: set[str]):
+    """`text` as the type of `types` it reads as (boolean, null, number), else itself."""
+    word = text.strip().lower()
+    if "boolean" in types and word in ("true", "false"):
+        return word == "true"
+    if "null" in types and word in ("null", "~"):
+        return None
+    if "string" in types or not (types & {"integer", "number"}) or not _FLOAT.match(word):
+        return text
+    if "integer" in types and _INT.match(word):
+        return int(word)
+    number = float(word)
+    if "number" in types:
+        return number
+    return int(number) if number.is_integer() else text
+
+
+def _typed(value, schema: dict):
+    """Values as the types the schema asks for, where they arrive as text: Snakemake's
+    `--config train='{lr: 0.002}'` reads nested values as strings, and YAML 1.1 reads
+    `1e13` (no dot) as a string; numbers are what users mean there. Anything that does not
+    read as the asked type is left alone, for validation to report."""
+    if isinstance(value, str):
+        return _scalar(value, _types(schema))
     if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items()}
+        props: dict[str, Any] = {}
+        extra: dict | None = None
+        for branch in _branches(schema):
+            props |= branch.get("properties", {})
+            if isinstance(branch.get("additionalProperties"), dict):
+                extra = branch["additionalProperties"]
+        out = {}
+        for k, v in value.items():
+            sub = props.get(k, extra)
+            out[k] = _typed(v, sub) if sub is not None else v
+        return out
     if isinstance(value, list):
-        return [_numbers(v) for v in value]
-    if isinstance(value, str) and _SCI.match(value):
-        return float(value)
+        items = next((b["items"] for b in _branches(schema) if "items" in b), None)
+        return [_typed(v, items) for v in value] if items is not None else value
     return value
 
 
 def _validated(cfg: dict[str, Any], schema: dict) -> dict[str, Any]:
-    """`cfg` (a fresh copy) with scientific-notation strings as numbers and every default
+    """`cfg` (a fresh copy) with numbers given as text made numbers and every default
     filled; a schema error raises ConfigError with a one-line message naming the key."""
-    for section in NUMERIC_SECTIONS:
-        if isinstance(cfg.get(section), dict):
-            cfg[section] = _numbers(cfg[section])
+    cfg = _typed(cfg, schema)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_message(errors[0]))
+    return cfg
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last
+    silently, so a second `train:` block would replace the first)."""
+
+
+def _unique_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                problem=f"key '{key}' given twice (lines {seen[key]} and {line}); "
+                "YAML would keep only the last, so merge them into one",
+                problem_mark=key_node.start_mark,
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A study YAML file as a dict; a missing, unreadable, empty or invalid file (syntax, tab
+    indentation, a key given twice, not a mapping) is a one-line ConfigError naming the
+    file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror}") from None
+    try:
+        cfg = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if "\t" in problem or "'\\t'" in problem:
+            problem += " (YAML indents with spaces, not tabs)"
+        raise ConfigError(f"config file {path}:{where}: invalid YAML: {problem}") from None
+    if cfg is None:
+        raise ConfigError(
+            f"config file {path} is empty; a study needs at least `study: <name>` "
+            "(config/config.yaml is the default study)"
+        )
+    if not isinstance(cfg, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys (study:, data:, ...), "
+            f"not a {type(cfg).__name__}"
+        )
     return cfg
 
 
@@ -327,12 +484,7 @@ def resolve(source: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     if isinstance(source, dict):
         cfg = json.loads(json.dumps(source))
     else:
-        path = Path(source)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        cfg = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys")
+        cfg = read_config_file(source)
     return _validated(cfg, load_schema())
 
 
@@ -360,6 +512,20 @@ def load_section(name: str, value: dict[str, Any]):
     return build(SECTIONS[name], _validated({name: json.loads(json.dumps(value))}, one)[name])
 
 
+def matching_files(pattern: str) -> list[str]:
+    """The files a data.paths pattern matches (`~` expanded, `**` recursive), sorted."""
+    return sorted(
+        f for f in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(f)
+    )
+
+
+def data_files(data: DataConfig) -> list[str]:
+    """Every local file the corpus is read from (the corpus rule's inputs)."""
+    if data.source != "files":
+        return []
+    return sorted({f for pattern in data.paths for f in matching_files(pattern)})
+
+
 def check_semantics(study: Study) -> None:
     """Checks a JSON schema cannot express; each names the key and what is allowed."""
     data, tok, model, lad = study.data, study.tokenizer, study.model, study.ladder
@@ -367,7 +533,7 @@ def check_semantics(study: Study) -> None:
         if not data.paths:
             raise ConfigError("data.paths: source 'files' needs at least one glob pattern")
         for pattern in data.paths:
-            if not glob.glob(os.path.expanduser(pattern), recursive=True):
+            if not matching_files(pattern):
                 raise ConfigError(f"data.paths: '{pattern}' matches no file")
     if data.source == "hf" and not data.hf.name:
         raise ConfigError(
@@ -414,6 +580,13 @@ def check_semantics(study: Study) -> None:
             raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
         if lad.budgets_flops:
             raise ConfigError("ladder.budgets_flops: only used by design 'isoflop'")
+    window = model.seq_len + (model.family != "bert")  # causal windows predict the next token
+    if study.eval.max_tokens < window:
+        raise ConfigError(
+            f"eval.max_tokens: {study.eval.max_tokens} is less than one evaluation window; "
+            f"it must be >= {window} (model.seq_len {model.seq_len}"
+            + (" + 1 for the next-token target)" if window > model.seq_len else ")")
+        )
     tr = study.train
     if tr.batch_tokens % model.seq_len:
         raise ConfigError(

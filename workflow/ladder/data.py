@@ -5,7 +5,9 @@ Sources (config `data.source`):
   text on every machine, no network. Its content depends on the Python version, so
   the corpus hash in tokens/meta.json tells two studies' corpora apart.
 - `files`: local .txt (one document per file), .jsonl and .parquet globs, loaded with
-  `datasets` so the code path is the one hub datasets take.
+  `datasets` so the code path is the one hub datasets take. Each file is checked first
+  (`check_source_file`): text must be UTF-8 (never re-decoded), every jsonl line a JSON
+  object with the text field, so a bad file is one error naming the file, line and byte.
 - `hf`: `datasets.load_dataset(name, config, split=, revision=)`; `name` may also be a
   local directory (data files, or a `save_to_disk` folder), which is how tests run it.
 - `synthetic`: a first-order Markov chain over `n_symbols` symbols whose every row is
@@ -20,6 +22,7 @@ document order or on the byte cap, and duplicates never straddle train and val.
 from __future__ import annotations
 
 import argparse
+import codecs
 import hashlib
 import json
 import os
@@ -59,6 +62,111 @@ def _text_column(ds, field: str, where: str):
     return ds
 
 
+# ----------------------------------------------------------------------------- file checks
+
+READ_CHUNK = 1 << 20
+REENCODE = "re-encode it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE`)"
+
+
+def _not_utf8(path: str | os.PathLike, where: str, at: int, err: UnicodeDecodeError) -> DataError:
+    bad = err.object[err.start : err.start + 4]
+    return DataError(f"{path}{where}: not UTF-8 at byte {at} ({bad!r}...); {REENCODE}")
+
+
+def check_text_file(path: str | os.PathLike) -> None:
+    """A text corpus file is UTF-8 text: a DataError names the file and the byte offset of
+    the first NUL (a binary file) or invalid UTF-8 sequence. Reads in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    offset = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                raise DataError(f"{path}: NUL byte at byte {offset + nul}: a binary file, not text")
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, "", offset - pending + e.start, e) from None
+            offset += len(chunk)
+        pending = len(decoder.getstate()[0])
+        if pending:
+            raise DataError(
+                f"{path}: not UTF-8 at byte {offset - pending} (a character cut off by the "
+                f"end of the file); {REENCODE}"
+            )
+
+
+def parse_jsonl_line(raw: bytes, field: str, path: str | os.PathLike, lineno: int, offset: int):
+    """The text of one jsonl line (None for a blank line); a DataError names the file and
+    line: not UTF-8 (with the byte offset in the file), invalid JSON (with the column),
+    not an object, no `field`, or a field that is not text."""
+    where = f", line {lineno}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, where, offset + e.start, e) from None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        why = e.msg.removesuffix(" at")
+        if why == "Invalid control character" and e.pos >= len(line.rstrip("\r\n")):
+            why = "the line ends inside a string (a closing quote missing?)"
+        raise DataError(f"{path}{where}: invalid JSON at column {e.colno}: {why}") from None
+    if not isinstance(obj, dict):
+        raise DataError(
+            f"{path}{where}: a JSON {type(obj).__name__}, not an object with a '{field}' field"
+        )
+    if field not in obj:
+        raise DataError(
+            f"{path}{where}: no text field '{field}' (data.text_field); "
+            f"fields are: {', '.join(map(str, obj))}"
+        )
+    if not isinstance(obj[field], str):
+        raise DataError(
+            f"{path}{where}: field '{field}' holds a JSON {type(obj[field]).__name__}, not text"
+        )
+    return obj[field]
+
+
+def check_jsonl_file(path: str | os.PathLike, field: str) -> None:
+    """Every line of a jsonl file parses (`parse_jsonl_line`)."""
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            parse_jsonl_line(raw, field, path, lineno, offset)
+            offset += len(raw)
+
+
+def check_parquet_file(path: str | os.PathLike, field: str) -> None:
+    """A parquet file whose schema reads and holds the text column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (pa.ArrowException, OSError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: not a readable parquet file ({first})") from None
+    if field not in names:
+        raise DataError(
+            f"{path}: no text field '{field}' (data.text_field); columns are: {', '.join(names)}"
+        )
+
+
+def check_source_file(path: str | os.PathLike, field: str) -> None:
+    """Check one data.paths file by its extension, before any library reads it."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".jsonl":
+        check_jsonl_file(path, field)
+    elif suffix == ".parquet":
+        check_parquet_file(path, field)
+    else:  # .txt, .json
+        check_text_file(path)
+
+
 def file_documents(patterns: tuple[str, ...] | list[str], field: str) -> Iterator[str]:
     import glob
 
@@ -76,10 +184,20 @@ def file_documents(patterns: tuple[str, ...] | list[str], field: str) -> Iterato
                     f"data.paths: {p} has an unsupported extension; "
                     f"allowed: {', '.join(FILE_BUILDERS)}"
                 )
+            check_source_file(p, field)
             by_builder.setdefault(builder, []).append(p)
     for builder, paths in by_builder.items():
         kwargs = {"sample_by": "document"} if builder == "text" else {}
-        ds = datasets.load_dataset(builder, data_files=paths, split="train", **kwargs)
+        try:
+            ds = datasets.load_dataset(builder, data_files=paths, split="train", **kwargs)
+        except Exception as e:  # what the checks above did not foresee, still on one line
+            cause = e.__cause__ or e
+            first = (str(cause).splitlines() or [""])[0]
+            raise DataError(
+                f"data.paths: the {builder} files ({', '.join(paths[:3])}"
+                f"{', ...' if len(paths) > 3 else ''}) could not be read: "
+                f"{type(cause).__name__}: {first}"
+            ) from None
         col = "text" if builder == "text" else field
         yield from _text_column(ds, col, f"data.paths ({builder} files)")[col]
 

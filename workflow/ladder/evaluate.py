@@ -7,14 +7,21 @@ The loss (ladder.loss.LossModel) is exactly the one train.py minimises.
 bits_per_byte = loss_nats / ln 2 × (val n_tokens / val n_bytes): the tokenizer's
 tokens-per-byte ratio on the whole val split (meta.json), so numbers are comparable
 across tokenizers (Gao et al. 2020, The Pile, §4).
+
+A rung whose train.json says it diverged is not evaluated (its model/ holds earlier
+weights, whose loss would pass for the rung's): eval.json says `diverged: true` with a
+null loss. A validation loss that is NaN or inf is recorded the same way. Either way the
+job succeeds, and the rung stays in runs.csv, marked, for the fits to leave out.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +31,13 @@ from ladder.artifacts import split_file, write_json
 from ladder.errors import DataError
 from ladder.loss import LossModel, mean_loss
 from ladder.plan import Rung
-from ladder.runtime import autocast_for, resolve_device, resolve_precision, set_threads
+from ladder.runtime import (
+    autocast_for,
+    job_threads,
+    resolve_device,
+    resolve_precision,
+    set_threads,
+)
 from ladder.shards import EVAL_MASK_SEED, check_ids, load_meta, open_split, val_slice
 
 
@@ -58,6 +71,27 @@ def eval_record(
     }
 
 
+def diverged_record(rung: Rung, why: str, **extra: Any) -> dict[str, Any]:
+    """eval.json of a rung that diverged (in training, or to a non-finite val loss)."""
+    return {
+        "rung": rung.id,
+        "family": rung.family,
+        "loss_nats": None,
+        "bits_per_byte": None,
+        "diverged": True,
+        "why": why,
+        **extra,
+    }
+
+
+def train_diverged(path: str | None) -> dict[str, Any] | None:
+    """train.json's record if it says the rung diverged, else None."""
+    if not path:
+        return None
+    summary = json.loads(Path(path).read_text())
+    return summary if summary.get("diverged") else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
@@ -66,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=262144, help="val tokens to read")
     ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     ap.add_argument("--out", required=True, help="eval.json to write")
+    ap.add_argument(
+        "--train-json", help="the rung's train.json: a diverged rung is recorded, not evaluated"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads granted to the job (default: $OMP_NUM_THREADS); caps the rung's",
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     try:
@@ -73,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
         tf.utils.logging.disable_progress_bar()
         rung = Rung.from_arg(args.rung_json)
-        set_threads(rung.threads)
+        trained = train_diverged(args.train_json)
+        if trained is not None:
+            step = trained.get("diverged_at_step")
+            why = f"training diverged at step {step} (loss {trained.get('diverged_loss')})"
+            write_json(args.out, diverged_record(rung, why, diverged_at_step=step))
+            print(f"{rung.id}: not evaluated: {why}")
+            return 0
+        set_threads(job_threads(rung.threads, args.threads))
         device = resolve_device(rung.device)
         precision = resolve_precision(rung.precision, device)
         meta = load_meta(args.tokens_dir)
@@ -92,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder evaluate: error: {e}", file=sys.stderr)
         return 2
     if not math.isfinite(loss):
-        print(f"ladder evaluate: error: validation loss is {loss}", file=sys.stderr)
-        return 3
+        why = f"validation loss is {loss}"
+        write_json(args.out, diverged_record(rung, why, eval_tokens=count))
+        print(f"{rung.id}: {why}; recorded as diverged", file=sys.stderr)
+        return 0
     out = eval_record(
         rung, loss, count, inputs, meta, args.max_tokens, device, precision, time.time() - t0
     )

@@ -91,6 +91,24 @@ def flops_per_token(s: ModelShape) -> int:
     return 6 * param_groups(s)["params_with_head"] + 12 * s.n_layer * s.seq_len * s.d_attn
 
 
+# Bytes per parameter that training holds whatever the batch: fp32 weights (4), their
+# gradients (4) and AdamW's two moments (8). Ladder replicates all of it on every device
+# (DDP; no sharding), so one device must hold it.
+STATE_BYTES_PER_PARAM = 16
+
+
+def train_memory_bytes(s: ModelShape, micro_batch: int, activation_bytes: int) -> int:
+    """A rough estimate of one device's memory to train shape `s`: the state above, plus
+    the activations one micro-batch saves for the backward pass, ~(10·d + 4·d_ff +
+    2·heads·seq) values per token per layer (norm inputs, q/k/v, attention output and
+    scores, the MLP's hidden values), at `activation_bytes` each (2 under bf16/fp16
+    autocast, 4 in fp32). An order of magnitude, for plan-time warnings, not a budget."""
+    state = STATE_BYTES_PER_PARAM * param_groups(s)["params_total"]
+    per_token_layer = 10 * s.d_model + 4 * s.d_ff + 2 * s.n_head * s.seq_len
+    activations = micro_batch * s.seq_len * s.n_layer * per_token_layer * activation_bytes
+    return state + activations
+
+
 def hf_config(s: ModelShape):
     """The transformers config for a shape (SDPA attention, no dropout)."""
     import transformers as tf

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
+import os
+import shutil
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -20,9 +24,16 @@ from typing import Any
 import yaml
 
 from ladder.artifacts import write_text
-from ladder.config import Study, TrainConfig, load_config
+from ladder.config import Study, load_config
 from ladder.errors import ConfigError
-from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
+from ladder.model import (
+    STATE_BYTES_PER_PARAM,
+    ModelShape,
+    default_d_ff,
+    flops_per_token,
+    param_groups,
+    train_memory_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -103,17 +114,21 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def shape_for_params(target: float, study: Study) -> dict[str, int]:
+MAX_WIDTH = 16384  # the widest d_model ladder.params scans (that of the largest LLMs)
+
+
+def shape_for_params(target: float, study: Study, key: str = "ladder.params") -> dict[str, int]:
     """The width and depth whose non-embedding count is closest to `target`.
 
     Depth follows width by the aspect ratio (n_layer = round(d / aspect_ratio)); widths
     are multiples of head_dim (and of 64 from 256 up, for tensor-core-friendly matmuls).
     Candidates are scanned exhaustively: counts are exact, not the 12·L·d² estimate.
+    A target more than twice beyond the widest or narrowest shape is an error (`key`).
     """
     model = study.model
     hd = model.head_dim
     best = None
-    for d in range(hd, 16384 + 1, hd):
+    for d in range(hd, MAX_WIDTH + 1, hd):
         if d >= 256 and d % 64:
             continue
         n_layer = max(1, _round_half_up(d / model.aspect_ratio))
@@ -124,6 +139,19 @@ def shape_for_params(target: float, study: Study) -> dict[str, int]:
             best = (err, {"n_layer": n_layer, "d_model": d})
         if n > 2 * target:
             break
+    if best[0] > math.log(2):
+        shape = _model_shape(study, best[1])
+        n = param_groups(shape)["params_non_embedding"]
+        end = "beyond the largest" if n < target else "below the smallest"
+        fix = (
+            "give ladder.shapes to go wider than d_model 16384"
+            if n < target
+            else "use ladder.widths or ladder.shapes for tiny models"
+        )
+        raise ConfigError(
+            f"{key}: {target:.3g} non-embedding parameters is {end} shape the "
+            f"width rule gives (L{shape.n_layer}-d{shape.d_model}: {format_count(n)}); {fix}"
+        )
     return best[1]
 
 
@@ -132,7 +160,7 @@ def _shapes(study: Study) -> list[tuple[str, dict[str, int]]]:
     model = study.model
     out = []
     for i, n in enumerate(study.ladder.params):
-        out.append((f"ladder.params[{i}]", shape_for_params(n, study)))
+        out.append((f"ladder.params[{i}]", shape_for_params(n, study, f"ladder.params[{i}]")))
     for i, d in enumerate(study.ladder.widths):
         if d % model.head_dim:
             raise ConfigError(
@@ -206,7 +234,7 @@ def _sizes_and_budgets(study: Study) -> list[tuple[str, ModelShape, float, float
                 targets = [n_opt / half * (half * half) ** (i / (k - 1)) for i in range(k)]
             seen = set()
             for n in targets:
-                s = shape_for_params(n, study)
+                s = shape_for_params(n, study, f"ladder.budgets_flops[{b}]")
                 if (s["n_layer"], s["d_model"]) in seen:
                     continue  # two targets rounded onto one shape
                 seen.add((s["n_layer"], s["d_model"]))
@@ -231,10 +259,11 @@ def plan(study: Study) -> list[Rung]:
     model, lad, tr = study.model, study.ladder, study.train
     rungs: list[Rung] = []
     seen: dict[str, str] = {}
+    check_budget_ids(lad.budgets_flops)
     for key, shape, budget, budget_flops in _sizes_and_budgets(study):
         name = f"L{shape.n_layer}-d{shape.d_model}"
         if budget_flops:
-            rid = f"C{budget_flops:.0e}".replace("e+", "e") + f"-{name}"
+            rid = f"{budget_id(budget_flops)}-{name}"
         else:
             rid = f"{name}-T{format_count(budget)}"
         if rid in seen:
@@ -260,19 +289,14 @@ def plan(study: Study) -> list[Rung]:
             budget_flops=float(budget_flops),
         )
         rungs.append(Rung(**rung))
+        check_memory(rungs[-1], key)
     unknown = sorted(set(lad.overrides) - set(seen))
     if unknown:
         raise ConfigError(
             f"ladder.overrides: unknown rung id(s) {unknown}; rungs are: {', '.join(seen)}"
         )
-    allowed = {f.name for f in fields(TrainConfig)} - {"hparam_rule"}
+    # the keys and values of an override are checked by the schema (ladder.config)
     for rid, over in lad.overrides.items():
-        bad = sorted(set(over) - allowed)
-        if bad:
-            raise ConfigError(
-                f"ladder.overrides.{rid}: unknown key(s) {bad}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
         if over.get("batch_tokens", model.seq_len) % model.seq_len:
             raise ConfigError(
                 f"ladder.overrides.{rid}.batch_tokens must be a multiple of model.seq_len"
@@ -283,6 +307,117 @@ def plan(study: Study) -> list[Rung]:
         rungs,
         key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
     )
+
+
+def budget_id(flops: float) -> str:
+    """An isoflop budget's id: 1e18 -> 'C1e18', 1.5e12 -> 'C1.5e12' (3 significant digits)."""
+    mantissa, exponent = f"{flops:.2e}".split("e")
+    return f"C{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def check_budget_ids(budgets: tuple[float, ...]) -> None:
+    seen: dict[str, int] = {}
+    for i, b in enumerate(budgets):
+        bid = budget_id(b)
+        if bid in seen:
+            j = seen[bid]
+            raise ConfigError(
+                f"ladder.budgets_flops[{i}]: {b:.6g} and ladder.budgets_flops[{j}] "
+                f"({budgets[j]:.6g}) both round to the rung id prefix {bid}; budgets must "
+                "differ in their first 3 significant digits (or give each once)"
+            )
+        seen[bid] = i
+
+
+# No device holds more than this (Ladder replicates the model on every device); a rung
+# whose estimate is beyond it cannot train anywhere, and is a config error.
+MAX_DEVICE_BYTES = 2 * 2**40
+
+
+def format_bytes(n: float) -> str:
+    for div, unit in ((2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB")):
+        if n >= div:
+            return f"{n / div:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def memory_estimate(r: Rung, device_type: str) -> int:
+    """train_memory_bytes of rung `r` on a device of `device_type` (cuda: bf16/fp16
+    activations under `precision: auto`; cpu: fp32)."""
+    half = r.precision in ("bf16", "fp16") or (r.precision == "auto" and device_type == "cuda")
+    return train_memory_bytes(r.shape, r.micro_batch, 2 if half else 4)
+
+
+def check_memory(r: Rung, key: str) -> None:
+    """An error if rung `r` cannot fit on any device (MAX_DEVICE_BYTES)."""
+    need = memory_estimate(r, "cuda")
+    if need > MAX_DEVICE_BYTES:
+        n = param_groups(r.shape)["params_total"]
+        raise ConfigError(
+            f"{key}: rung {r.id} ({format_count(n)} parameters) needs about "
+            f"{format_bytes(need)} to train ({STATE_BYTES_PER_PARAM} bytes per parameter of "
+            f"weights, gradients and AdamW state, plus activations), more than any one "
+            f"device holds ({format_bytes(MAX_DEVICE_BYTES)}; Ladder keeps a whole copy on "
+            "every GPU); choose smaller sizes"
+        )
+
+
+@functools.cache
+def device_memory(device: str) -> tuple[str, int] | None:
+    """(what, bytes) of the memory a job on `device` would have on this machine, or None
+    where that is unknown: the smallest visible GPU (nvidia-smi) for cuda, physical
+    memory for cpu; `auto` is cuda where nvidia-smi finds a GPU, else cpu."""
+    if device in ("auto",) or device.startswith("cuda"):
+        smi = shutil.which("nvidia-smi")
+        if smi:
+            try:
+                out = subprocess.run(
+                    [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.split()
+                if out:
+                    return "cuda", min(int(float(m)) for m in out) * 2**20
+            except (OSError, ValueError, subprocess.SubprocessError):
+                pass
+        if device != "auto":
+            return None
+    if device in ("auto", "cpu"):
+        try:
+            return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+    return None
+
+
+def memory_warnings(rungs: list[Rung]) -> list[str]:
+    """One line per device whose memory on this machine (where `ladder plan` runs; a
+    cluster's compute nodes may differ) is below some rungs' estimates, naming the largest."""
+    over: dict[str, list[tuple[int, str]]] = {}
+    have: dict[str, int] = {}
+    for r in rungs:
+        found = device_memory(r.device)
+        if found is None:
+            continue
+        kind, have_bytes = found
+        need = memory_estimate(r, kind)
+        if need > have_bytes:
+            where = f"device {r.device}"
+            where += f" ({kind} on this machine)" if r.device == "auto" else ""
+            over.setdefault(where, []).append((need, r.id))
+            have[where] = have_bytes
+    out = []
+    for where, items in over.items():
+        items.sort(reverse=True)
+        named = ", ".join(f"{rid} ~{format_bytes(need)}" for need, rid in items[:3])
+        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+        out.append(
+            f"{len(items)} rung(s) may not fit in the memory of {where}, "
+            f"{format_bytes(have[where])}: {named}{more} (estimates; lower train.micro_batch "
+            "or run them on a larger device)"
+        )
+    return out
 
 
 def _decay_start(steps: int, warmup_steps: int, decay_frac: float) -> int:
@@ -430,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ladder plan: config error: {e}", file=sys.stderr)
         return 2
+    for warning in memory_warnings(rungs):
+        print(f"ladder plan: warning: {warning}", file=sys.stderr)
     flops_per_s = args.flops_per_s or study.cluster.flops_per_s
     out = args.out or f"results/{study.study}/plan.csv"
     write_text(out, plan_csv(rungs, flops_per_s))

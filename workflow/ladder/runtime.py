@@ -27,10 +27,31 @@ PEAK_BF16_FLOPS = [
 ]
 
 
+def granted_threads(env: dict[str, str] | None = None) -> int | None:
+    """The CPU threads this job was granted: Snakemake runs every shell job with
+    OMP_NUM_THREADS={threads} (its `threads:`, capped at --cores); None if unset."""
+    value = (os.environ if env is None else env).get("OMP_NUM_THREADS", "")
+    return int(value) if value.strip().isdigit() and int(value) > 0 else None
+
+
+def job_threads(wanted: int, granted: int | None = None, processes: int = 1) -> int:
+    """CPU threads for each of a job's `processes` (DDP ranks): the rung's `threads`, but
+    never more than the job was granted (`--threads`, else `granted_threads()`), shared
+    among the processes; at least one."""
+    granted = granted or granted_threads()
+    if granted is None:
+        return wanted
+    return max(1, min(wanted, granted // max(1, processes)))
+
+
 def set_threads(threads: int) -> None:
-    """Run torch's CPU ops on `threads` threads (the rung's `threads`): a job owns that
-    many cores, so jobs sharing a machine do not oversubscribe it."""
+    """Run torch's CPU ops (intra- and inter-op pools) on `threads` threads: a job owns
+    that many cores, so jobs sharing a machine do not oversubscribe it."""
     torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # set once per process, before any inter-op work
+        pass
 
 
 def resolve_device(name: str) -> torch.device:

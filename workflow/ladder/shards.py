@@ -90,6 +90,12 @@ def mlm_mask(
     return inputs, labels
 
 
+def _too_short(n_val: int, max_tokens: int, need: int) -> str:
+    if n_val < need:
+        return f"val.bin has {n_val} tokens; evaluation needs >= {need}"
+    return f"max_tokens {max_tokens} (eval.max_tokens) is less than one window; need >= {need}"
+
+
 def val_slice(
     val: np.ndarray, family: str, seq_len: int, max_tokens: int, mlm_p: float, meta: dict
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +104,7 @@ def val_slice(
     if family == "bert":
         n_win = n // seq_len
         if n_win < 1:
-            raise DataError(f"val.bin has {len(val)} tokens; evaluation needs >= {seq_len}")
+            raise DataError(_too_short(len(val), max_tokens, seq_len))
         mask_id = meta.get("mask_id")
         if mask_id is None:
             raise DataError("meta.json: mask_id is null; bert needs a tokenizer with a mask token")
@@ -106,7 +112,7 @@ def val_slice(
         return mlm_mask(win, (EVAL_MASK_SEED,), mlm_p, mask_id, meta["vocab_size"])
     n_win = (n - 1) // seq_len
     if n_win < 1:
-        raise DataError(f"val.bin has {len(val)} tokens; evaluation needs >= {seq_len + 1}")
+        raise DataError(_too_short(len(val), max_tokens, seq_len + 1))
     tok = np.asarray(val[: n_win * seq_len + 1]).astype(np.int64)
     return tok[:-1].reshape(n_win, seq_len), tok[1:].reshape(n_win, seq_len)
 

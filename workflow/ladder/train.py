@@ -64,6 +64,7 @@ from ladder.model import build_model, count_params, flops_per_token, param_group
 from ladder.plan import Rung, format_count
 from ladder.runtime import (
     autocast_for,
+    job_threads,
     peak_flops,
     resolve_compile,
     resolve_device,
@@ -83,7 +84,17 @@ BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "desig
 
 
 class Divergence(RuntimeError):
-    """The loss became NaN or inf; the message names the step."""
+    """The loss became NaN or inf at `step` (completed steps, 1-based) under learning rate
+    `lr`; the message names the rung and the step. Not an error of the job: the rung is
+    recorded as diverged (`write_diverged`), which is what a sweep's high lr is for."""
+
+    def __init__(self, message: str, step: int, loss: float, lr: float) -> None:
+        super().__init__(message)
+        self.step, self.loss, self.lr = step, loss, lr
+
+    def record(self) -> dict[str, Any]:
+        """What train.json (and a WSD state) keep of it; the loss as text (JSON has no NaN)."""
+        return {"step": self.step, "loss": str(self.loss), "lr": self.lr}
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -162,15 +173,18 @@ class Run:
         return self.rank == 0
 
 
-def setup(r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None) -> Run:
-    """Threads and device, the data (checked before any compute, so a bad shard fails in
-    seconds), the DDP process group, stale outputs removed, model and optimizer built."""
+def setup(
+    r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, threads: int | None = None
+) -> Run:
+    """Threads (the rung's, at most the job's `threads` shared by its ranks) and device,
+    the data (checked before any compute, so a bad shard fails in seconds), the DDP
+    process group, stale outputs removed, model and optimizer built."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    set_threads(r.threads)
+    set_threads(job_threads(r.threads, threads, world))
     device = resolve_device(r.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -341,6 +355,8 @@ def restore(run: Run, resume: bool, init_state: str | None) -> dict[str, Any]:
             print(f"{r.id}: continuing from {init_state} (step {state['step']})", flush=True)
     if state is None:
         return {"step": 0, "log": [], "wall_s": 0.0, "train_s": 0.0}
+    if state.get("diverged"):  # the stable run this WSD branch continues diverged
+        return state
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optim"])
     run.scaler.load_state_dict(state["scaler"])
@@ -486,7 +502,7 @@ class Progress:
         rate = clock.rate(self.pending[-1][0] * r.batch_tokens)
         for (s, lr, _), loss in zip(self.pending, losses, strict=True):
             if not math.isfinite(loss):
-                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g}); stopping")
+                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g})", s, loss, lr)
             self.rows.append([s, s * r.batch_tokens, loss, lr, rate, None])
         self.pending.clear()
 
@@ -586,7 +602,9 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
     checkpoint. Returns 0, or 128+signal once a caught signal's checkpoint is saved."""
     r, opt = run.r, run.opt
     evals = eval_steps(r)
-    sync_every_step = run.device.type != "cuda"  # on GPU, read losses at log intervals only
+    # on one GPU, read losses at log intervals only; under DDP agreed_signal syncs every
+    # step anyway, and every rank must meet a NaN at the same step, to stop together
+    sync_every_step = run.device.type != "cuda" or run.ddp
     for step in range(progress.start, end):
         lr = lr_at(step, r)
         for g in opt.param_groups:
@@ -627,11 +645,15 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
     return 0
 
 
-def train_summary(run: Run, progress: Progress, clock: Clock) -> dict[str, Any]:
-    """train.json (its keys: docs/training.md)."""
+def train_summary(
+    run: Run, progress: Progress, clock: Clock, done: int | None = None
+) -> dict[str, Any]:
+    """train.json (its keys: docs/training.md); `done`: the steps taken (all of them
+    unless the run diverged)."""
     r, device, rows = run.r, run.device, progress.rows
     fpt = flops_per_token(r.shape)
-    tokens_run = (r.steps - progress.start) * r.batch_tokens
+    done = r.steps if done is None else done
+    tokens_run = max(0, done - progress.start) * r.batch_tokens
     rate = tokens_run / clock.train_s if clock.train_s > 0 else None  # this job's steps
     return {
         "rung": r.id,
@@ -654,10 +676,12 @@ def train_summary(run: Run, progress: Progress, clock: Clock) -> dict[str, Any]:
         "precision": run.precision,
         "compile": run.compiled,
         "world_size": run.world,
-        "loss_nats": rows[-1][2],
-        "val_loss_nats": rows[-1][5],
+        "threads": torch.get_num_threads(),
+        "loss_nats": rows[-1][2] if rows else None,
+        "val_loss_nats": rows[-1][5] if rows else None,
         "resumed_from_step": progress.start,
         "torch": torch.__version__,
+        "diverged": False,
     }
 
 
@@ -680,6 +704,71 @@ def write_outputs(run: Run, progress: Progress, clock: Clock) -> None:
     )
 
 
+def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[dict, int]:
+    """(model state, its step): the newest weights this job can vouch for at a divergence
+    at step `before`: its own checkpoint (written only after its losses were checked), else
+    the state a WSD branch started from, else the initial weights (rebuilt from the seed)."""
+    own = load_checkpoint(run.out / CHECKPOINT, run.r)
+    if own is not None and own["step"] < before:
+        return own["model"], own["step"]
+    if init_state:
+        state = torch.load(init_state, map_location="cpu", weights_only=True)
+        if "model" in state and state["step"] < before:
+            return state["model"], state["step"]
+    return build_model(run.r.shape, run.r.seed).state_dict(), 0
+
+
+def write_diverged(
+    run: Run, progress: Progress, clock: Clock, err: Divergence, init_state: str | None
+) -> None:
+    """A diverged rung's outputs, so that the study goes on without it: model/ with the
+    last finite weights (`last_finite_weights`), train_log.csv up to the last finite step,
+    and train.json with `diverged: true`, the step, the loss and the last finite loss.
+    The job then exits 0: the divergence is a result, and rerunning it (a retry) would
+    diverge again at the same step."""
+    r, rows = run.r, progress.rows
+    weights, model_step = last_finite_weights(run, err.step, init_state)
+    run.model.load_state_dict(weights)
+    with atomic_dir(run.out / MODEL_DIR) as tmp:
+        run.model.save_pretrained(tmp)
+    write_text(run.out / TRAIN_LOG_CSV, log_csv(rows))
+    summary = train_summary(run, progress, clock, done=err.step)
+    summary.update(
+        loss_nats=None,
+        val_loss_nats=None,
+        diverged=True,
+        diverged_at_step=err.step,
+        diverged_loss=str(err.loss),
+        diverged_lr=err.lr,
+        last_finite_step=rows[-1][0] if rows else 0,
+        last_finite_loss_nats=rows[-1][2] if rows else None,
+        model_step=model_step,
+    )
+    write_json(run.out / TRAIN_JSON, summary)
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(
+        f"{r.id}: diverged at step {err.step} of {r.steps} (loss {err.loss}, lr {err.lr:.3g}); "
+        f"recorded in {TRAIN_JSON} as diverged, with the weights of step {model_step}",
+        flush=True,
+    )
+
+
+def save_diverged_state(run: Run, progress: Progress, err: Divergence, path: str) -> None:
+    """A WSD stable segment that diverged: a state without weights that says so, which
+    each later segment and branch passes on (`restore`), so they are recorded as diverged
+    too instead of failing."""
+    state = {
+        "rung": run.r.to_json(),
+        "step": progress.rows[-1][0] if progress.rows else 0,
+        "log": progress.rows,
+        "diverged": err.record(),
+    }
+    with atomic_file(Path(path)) as tmp:
+        torch.save(state, tmp)
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(f"{run.r.id}: diverged at step {err.step}; saved that to {path}", flush=True)
+
+
 def save_state(run: Run, progress: Progress, clock: Clock, step: int, path: str) -> None:
     """A WSD stable segment's end: the whole state at `step` to `path` for the cooldown
     branches (--init-state), and no model."""
@@ -697,8 +786,10 @@ def train(
     init_state: str | None = None,
     stop_step: int | None = None,
     state_out: str | None = None,
+    threads: int | None = None,
 ) -> int:
-    """Train rung `r` into out_dir; returns the exit code (0, or 128+signal).
+    """Train rung `r` into out_dir; returns the exit code (0, or 128+signal). A run that
+    diverges (NaN/inf loss) writes its outputs marked diverged and returns 0.
 
     A WSD stable segment passes `stop_step` and `state_out` (train to that step, save the
     full state there, write no model); a cooldown branch passes `init_state` (start from
@@ -711,18 +802,33 @@ def train(
         end = r.steps if stop_step is None else stop_step
         if not 0 < end <= r.steps:
             raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
-        run = setup(r, tokens_dir, out_dir, val_tokens)
-        past = restore(run, resume, init_state)
-        distribute(run)
-        progress = Progress(start=past["step"], rows=past["log"])
-        clock.start(past["step"] * r.batch_tokens, past["wall_s"], past["train_s"])
+        run = setup(r, tokens_dir, out_dir, val_tokens, threads)
+        progress, code, diverged = Progress(start=0, rows=[]), 0, None
         try:
+            past = restore(run, resume, init_state)
+            progress = Progress(start=past["step"], rows=past["log"])
+            if past.get("diverged"):
+                d = past["diverged"]
+                msg = f"{r.id}: the stable run it continues diverged at step {d['step']}"
+                raise Divergence(msg, d["step"], float(d["loss"]), d["lr"])
+            distribute(run)
+            clock.start(past["step"] * r.batch_tokens, past["wall_s"], past["train_s"])
             code = train_loop(run, progress, clock, end, caught)
+        except Divergence as e:
+            clock.pause()
+            diverged = e
         finally:
             if run.ddp:
                 torch.distributed.destroy_process_group()
         if code or not run.master:
             return code
+        if diverged is not None:
+            print(f"ladder train: diverged: {diverged}", file=sys.stderr, flush=True)
+            if state_out:
+                save_diverged_state(run, progress, diverged, state_out)
+            else:
+                write_diverged(run, progress, clock, diverged, init_state)
+            return 0
         if state_out:
             save_state(run, progress, clock, end, state_out)
         else:
@@ -762,6 +868,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init-state", help="start from this saved state (WSD cooldown branch)")
     ap.add_argument("--stop-step", type=int, help="stop after this step (WSD stable segment)")
     ap.add_argument("--state-out", help="with --stop-step: save the full state here")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads granted to the job (default: $OMP_NUM_THREADS, which Snakemake "
+        "sets to the job's {threads}); caps the rung's threads, shared by its DDP ranks",
+    )
     args = ap.parse_args(argv)
     if (args.stop_step is None) != (args.state_out is None):
         ap.error("--stop-step and --state-out go together")
@@ -782,10 +894,8 @@ def main(argv: list[str] | None = None) -> int:
             init_state=args.init_state,
             stop_step=args.stop_step,
             state_out=args.state_out,
+            threads=args.threads,
         )
     except (DataError, ValueError, OSError) as e:
         print(f"ladder train: error: {e}", file=sys.stderr)
         return 2
-    except Divergence as e:
-        print(f"ladder train: diverged: {e}", file=sys.stderr)
-        return 3

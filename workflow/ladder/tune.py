@@ -3,9 +3,11 @@
     ladder tune --size L4-d128 --sweep-json '[<sweep rung rows>]' --evals e1.json ... --out S.json
     ladder rung --rung-json '<Rung JSON>' [--sweep S.json] --out runs/<rung>/rung.json
 
-A sweep run that diverged or has no finite loss is recorded and never chosen; if none
-is usable the size fails with a message naming its runs. The chosen learning rate (and
-batch size) replace the plan's in the rung spec that `ladder train` reads.
+A sweep run that diverged (eval.json `diverged: true`, which a high learning rate is
+expected to do) or has no finite loss is recorded with `diverged: true` and never chosen;
+only if every run of the size diverged does the size fail, with a message naming them.
+The chosen learning rate (and batch size) replace the plan's in the rung spec that
+`ladder train` reads.
 """
 
 from __future__ import annotations
@@ -24,12 +26,21 @@ class TuneError(ValueError):
     pass
 
 
+def usable(c: dict) -> bool:
+    loss = c["loss_nats"]
+    return not c.get("diverged") and loss is not None and math.isfinite(loss)
+
+
 def choose(candidates: list[dict]) -> dict:
-    usable = [c for c in candidates if c["loss_nats"] is not None and math.isfinite(c["loss_nats"])]
-    if not usable:
-        names = ", ".join(c["rung"] for c in candidates)
-        raise TuneError(f"every sweep run diverged or has no loss: {names}")
-    return min(usable, key=lambda c: c["loss_nats"])
+    """The candidate with the lowest loss among those that did not diverge."""
+    ok = [c for c in candidates if usable(c)]
+    if not ok:
+        names = ", ".join(f"{c['rung']} (lr {c['lr']:.3g})" for c in candidates)
+        raise TuneError(
+            f"every sweep run diverged or has no loss: {names}; lower train.lr or the "
+            "ladder.sweep.lr multipliers"
+        )
+    return min(ok, key=lambda c: c["loss_nats"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     candidates = []
     for run, path in zip(runs, args.evals, strict=True):
-        loss = json.loads(Path(path).read_text()).get("loss_nats")
-        candidates.append(
-            {k: run[k] for k in ("id", "lr", "batch_tokens", "tokens")}
-            | {"rung": run["id"], "loss_nats": loss}
-        )
+        evaluation = json.loads(Path(path).read_text())
+        loss = evaluation.get("loss_nats")
+        candidate = {k: run[k] for k in ("id", "lr", "batch_tokens", "tokens")}
+        candidate |= {"rung": run["id"], "loss_nats": loss}
+        candidate["diverged"] = not usable(candidate | {"diverged": evaluation.get("diverged")})
+        candidates.append(candidate)
     try:
         best = choose(candidates)
     except TuneError as e:
@@ -57,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = {"size": args.size, "candidates": candidates, "best": best}
     write_text(args.out, json.dumps(summary, indent=2) + "\n")
+    n_div = sum(c["diverged"] for c in candidates)
     print(
         f"{args.size}: lr {best['lr']:.4g}, batch {best['batch_tokens']} tokens "
-        f"(loss {best['loss_nats']:.4f} of {len(candidates)} runs)"
+        f"(loss {best['loss_nats']:.4f} of {len(candidates)} runs"
+        + (f"; {n_div} diverged, not chosen)" if n_div else ")")
     )
     return 0
 

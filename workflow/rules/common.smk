@@ -2,18 +2,22 @@
 # STUDY is a ladder.config.Study (frozen dataclasses, read by attribute); STUDY.to_dict()
 # and STUDY.<section>.to_dict() give plain data for params.
 import json
+import math
 import os
 import re
 import sys
 
 try:
-    from ladder.config import load_config
+    from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
-    from ladder.plan import plan, size_of, sweep_plan, wsd_plan
+    from ladder.plan import memory_warnings, plan, size_of, sweep_plan, wsd_plan
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
 try:
+    for _path in workflow.configfiles:
+        # what Snakemake's own loader lets through: a key given twice keeps the last
+        read_config_file(_path)
     STUDY = load_config(config)
     _planned = plan(STUDY)
     LADDER = [r.id for r in _planned]  # the rungs of the study, in plan order
@@ -26,6 +30,8 @@ try:
     RUNGS |= {s.id: s for runs in SWEEPS.values() for s in runs}
 except ConfigError as e:
     sys.exit(f"Ladder config error: {e}")
+for _warning in memory_warnings(_planned):
+    print(f"Ladder warning: {_warning}", file=sys.stderr)
 
 RESULTS = f"results/{STUDY.study}"
 LOGS = f"{RESULTS}/logs"
@@ -44,16 +50,23 @@ def rung_json(wildcards):
 
 
 def rung_threads(wildcards):
+    """An evaluation job's threads: the rung's (one process)."""
     return RUNGS[wildcards.rung].threads
 
 
-def data_inputs(wildcards):
-    """Local data files are inputs, so editing one rebuilds the corpus."""
-    import glob
+def job_threads(rung):
+    """A training job's threads: the rung's for each of its GPUs' processes (as SLURM's
+    cpus_per_task); the job passes {threads} on, and never uses more."""
+    return rung.threads * (max(1, math.ceil(rung.gpus)) if rung.gpus > 1 else 1)
 
-    if STUDY.data.source != "files":
-        return []
-    return sorted(f for p in STUDY.data.paths for f in glob.glob(p, recursive=True))
+
+def train_threads(wildcards):
+    return job_threads(RUNGS[wildcards.rung])
+
+
+def data_inputs(wildcards):
+    """Local data files are inputs, so editing one rebuilds the corpus (`~` expanded)."""
+    return data_files(STUDY.data)
 
 
 def all_runs(name):

@@ -45,6 +45,7 @@ rule tokenizer:
         f"{LOGS}/tokenizer.log",
     conda:
         "../envs/ladder.yaml"
+    threads: 2
     params:
         kind=STUDY.tokenizer.kind,
         vocab_size=STUDY.tokenizer.vocab_size,

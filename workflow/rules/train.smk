@@ -1,4 +1,8 @@
-# One training job and one evaluation job per rung.
+# One training job and one evaluation job per rung. A rung that diverges is a result, not
+# a failure: train writes its outputs marked `diverged` and exits 0 (no retry), evaluate
+# records it without computing, and the fits leave it out (docs/training.md).
+# Snakemake exports OMP_NUM_THREADS={threads} to each job, and both commands use at most
+# that many CPU threads (ladder.runtime.job_threads), whatever the rung's train.threads.
 # Both run under `ladder launch`, which gives each job its own GPU(s) through
 # CUDA_VISIBLE_DEVICES (Snakemake counts GPUs but does not assign them). The resources
 # are what a workstation schedules on (gpu_percent) and what SLURM is asked for (gpu,
@@ -26,7 +30,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{rung}}.tsv"
     conda:
         "../envs/ladder.yaml"
-    threads: rung_threads
+    threads: train_threads
     resources:
         **TRAIN_RESOURCES,
     params:
@@ -43,6 +47,7 @@ rule evaluate:
     input:
         spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         model=f"{RESULTS}/runs/{{rung}}/model",
+        summary=f"{RESULTS}/runs/{{rung}}/train.json",
         val=f"{TOKENS}/val.bin",
         meta=f"{TOKENS}/meta.json",
     output:
@@ -62,4 +67,5 @@ rule evaluate:
         "ladder launch --gpu-percent {resources.gpu_percent} --"
         " ladder evaluate --rung-json @{input.spec} --model-dir {input.model}"
         " --tokens-dir {params.tokens} --max-tokens {params.max_tokens}"
-        " --batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        " --batch-size {params.batch_size} --train-json {input.summary}"
+        " --out {output} > {log} 2>&1"

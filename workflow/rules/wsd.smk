@@ -14,7 +14,7 @@ rule wsd_segment:
         f"{LOGS}/wsd_segment/{{wsd_size}}/{{branch}}.log",
     conda:
         "../envs/ladder.yaml"
-    threads: lambda w: WSD[w.wsd_size]["stable"].threads
+    threads: lambda w: job_threads(WSD[w.wsd_size]["stable"])
     resources:
         **{name: for_branch(f) for name, f in TRAIN_RESOURCES.items()},
     params:

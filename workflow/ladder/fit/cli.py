@@ -118,6 +118,10 @@ def main(argv: list[str]) -> int:
         return 2
     for text in result["meta"]["data_warnings"]:
         print(f"ladder fit: warning: {text}", file=sys.stderr)
+    for key, entry in result["laws"].items():  # each law's own, besides the data's above
+        for text in entry.get("warnings") or []:
+            if text not in result["meta"]["data_warnings"]:
+                print(f"ladder fit: warning: {key}: {text}", file=sys.stderr)
     if args.out is None:
         print(to_json(result), end="")
     else:

@@ -108,6 +108,11 @@ def load_runs(df: pd.DataFrame, columns: Columns, need: set[str]) -> Runs:
         if name in df.columns:
             arrays[var], sources[var] = _positive(df, name, keep, ids), name
     loss = _positive(df, columns.loss, keep, ids)
+    if len(loss) > 1 and np.ptp(loss) <= 1e-12 * np.max(loss):
+        raise FitError(
+            f"column '{columns.loss}' is {loss[0]:g} in every usable run: a constant loss "
+            "has no trend to fit (a broken evaluation, or the wrong --loss-col?)"
+        )
     if arrays["compute"] is None and arrays["params"] is not None and arrays["tokens"] is not None:
         # the usual estimate, Kaplan et al. 2020 eq. 2.1: 6 FLOPs per parameter per token
         arrays["compute"], sources["compute"] = 6.0 * arrays["params"] * arrays["tokens"], "6*N*D"
@@ -141,12 +146,15 @@ def _usable(df: pd.DataFrame, loss_column: str, ids: list[str]) -> tuple[np.ndar
     loss = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     text = raw.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
     # text that is not a number is left in, for _positive to report as an error
-    bad_loss = keep & (np.isnan(loss) | (loss == np.inf)) & ~(text & np.isnan(loss))
-    if bad_loss.any():
-        warnings.append(f"excluded {bad_loss.sum()} run(s) with NaN loss: {_names(ids, bad_loss)}")
-    keep &= ~bad_loss
+    nan = keep & np.isnan(loss) & ~text
+    inf = keep & (loss == np.inf)
+    if nan.any():
+        warnings.append(f"excluded {nan.sum()} run(s) with NaN loss: {_names(ids, nan)}")
+    if inf.any():
+        warnings.append(f"excluded {inf.sum()} run(s) with an infinite loss: {_names(ids, inf)}")
+    keep &= ~(nan | inf)
     if not keep.any():
-        raise FitError("no usable runs: every row is diverged or has a NaN loss")
+        raise FitError("no usable runs: every row is diverged or has a NaN or infinite loss")
     return keep, warnings
 
 
@@ -158,9 +166,20 @@ def _positive(df: pd.DataFrame, name: str, keep: np.ndarray, ids: list[str]) -> 
         i = int(np.flatnonzero(bad)[0])
         raise FitError(
             f"column '{name}' has {bad.sum()} non-positive, NaN or non-numeric "
-            f"value(s) (first: {ids[i]} = {df[name].iloc[i]!r})"
+            f"value(s) (first: {ids[i]} = {shown(df[name].iloc[i])})"
         )
     return values[keep]
+
+
+def shown(value) -> str:
+    """A table value as a user wrote it: -1.0, nan, 'abc' (never np.float64(-1.0))."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating):
+        return f"{float(value):g}" if isinstance(value, float | np.floating) else str(int(value))
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -260,7 +260,7 @@ def section_warnings(study: Study, sim: dict) -> str:
             lines.append(f"- {key} not fitted: {entry['skipped']}")
             continue
         for w in entry.get("warnings") or []:
-            if "diverged" in w or "NaN loss" in w:
+            if "diverged" in w or "NaN loss" in w or "infinite loss" in w:
                 continue  # said once above
             lines.append(f"- {key}: {w}")
         r = np.asarray(entry.get("residuals_log") or [], dtype=float)
