@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -279,3 +280,22 @@ def test_slurm_profile_takes_partition_and_account_from_the_environment(monkeypa
     assert site["default-resources"]["slurm_partition"] == "'all'"
     assert site["default-resources"]["slurm_account"] == "'p1'"
     assert site["set-resources"]["train"] == {"gpu_model": "'h100'"}
+
+
+def gpu_rules() -> set[str]:
+    """Rules whose jobs take a GPU: those that run their command under `ladder launch`."""
+    rules = set()
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            if "ladder launch" in block:
+                rules.add(block.split(":", 1)[0].strip())
+    return rules
+
+
+def test_slurm_gpu_model_reaches_every_gpu_rule(monkeypatch):
+    """A WSD study's stable segments are most of its compute: they must land on the
+    site's GPU model too, not on any GPU of the partition."""
+    assert {"train", "evaluate", "wsd_segment"} <= gpu_rules()
+    site = render("slurm", {"LADDER_SLURM_GPU_MODEL": "h100"}, monkeypatch)
+    for rule in gpu_rules():
+        assert site["set-resources"][rule] == {"gpu_model": "'h100'"}, rule

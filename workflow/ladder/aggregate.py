@@ -23,6 +23,15 @@ TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_siz
 EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
 
 
+def on_gpu(train: dict) -> bool:
+    """Whether the rung trained on a GPU. train.json's `device` is "cpu" or the GPU's
+    product name ("NVIDIA H200"), not "cuda"; `device_type` says it outright (newer files)."""
+    kind = train.get("device_type")
+    if kind is not None:
+        return kind == "cuda"
+    return not str(train.get("device") or "cpu").startswith("cpu")
+
+
 def rung_row(plan_row: dict, run_dir: Path) -> dict:
     train = json.loads((run_dir / "train.json").read_text())
     evaluation = json.loads((run_dir / "eval.json").read_text())
@@ -39,7 +48,7 @@ def rung_row(plan_row: dict, run_dir: Path) -> dict:
     row.update({k: train.get(k) for k in TRAIN_KEYS})
     row["train_loss_nats"] = train.get("loss_nats")
     row.update({k: evaluation.get(k) for k in EVAL_KEYS})
-    gpus = plan_row.get("gpus", 1) if str(train.get("device", "cpu")).startswith("cuda") else 0
+    gpus = plan_row.get("gpus", 1) if on_gpu(train) else 0
     row["gpu_hours"] = (train.get("wall_s") or 0) * gpus / 3600
     loss = row["loss_nats"]
     said = bool(train.get("diverged")) or bool(evaluation.get("diverged"))

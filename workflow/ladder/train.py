@@ -673,6 +673,7 @@ def train_summary(
         "mfu": fpt * rate / (run.peak * run.world) if (run.peak and rate) else None,
         "peak_flops_per_device": run.peak,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "device_type": device.type,  # "device" is the GPU's product name on CUDA
         "precision": run.precision,
         "compile": run.compiled,
         "world_size": run.world,
