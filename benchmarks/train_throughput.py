@@ -2,14 +2,17 @@
 
     python benchmarks/train_throughput.py                  # CPU: small shapes, < 1 minute
     python benchmarks/train_throughput.py --device cuda    # the GPU shapes
+    python benchmarks/train_throughput.py --device cuda --shapes llama:12x768 \
+        --baselines eager,compile --json out.json          # + HF under torch.compile
 
-Both sides train the same randomly initialised model on the same random tokens with the
+All sides train the same randomly initialised model on the same random tokens with the
 same fused AdamW, gradient clipping and precision (bf16 autocast on CUDA, fp32 on CPU):
 - ladder:   `ladder.train.train_step` on `LossModel` (chunked linear cross-entropy,
             no fp32 logits), torch.compile of the model body when compile is on
             (default: on CUDA), pinned asynchronous host→device copies;
-- baseline: `model(input_ids, labels=input_ids).loss`, eager (HF's path, which
-            upcasts all logits to fp32 for the loss).
+- baselines (`--baselines`): `model(input_ids, labels=input_ids).loss`, HF's path, which
+            upcasts all logits to fp32 for the loss: `eager` (default), and/or `compile`
+            (the whole HF model under torch.compile).
 It prints tokens/s, MFU and ladder/baseline. MFU = flops_per_token × tokens/s / peak,
 flops_per_token = 6·N_with_head + 12·layers·seq·d_attn (ladder.model), and the peak is
 the device's dense bf16 tensor-core rate (989 TFLOP/s on H100 SXM/H200); none on CPU.
@@ -20,8 +23,10 @@ alternating blocks and each keeps its best block, so a busy machine hurts both a
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -85,27 +90,36 @@ def bench_shape(s: ModelShape, args, device: torch.device) -> dict:
     def ladder_step(i: int) -> None:
         train_step(loss_model, opt, scaler, autocast, ladder_batches[i % 4], 1.0 / n_pred, r)
 
-    # baseline: HF's own loss (labels=), eager, same optimizer, clipping and precision
-    base = build_model(s, seed=0).to(device)
-    base_opt = make_optimizer(base, r, device)
+    # baselines: HF's own loss (labels=), eager or compiled, same optimizer, clipping,
+    # precision
     base_batches = [torch.from_numpy(w[:, :-1]).to(device) for w in data]
 
-    def base_step(i: int) -> None:
-        with autocast:
-            loss = base(input_ids=base_batches[i % 4], labels=base_batches[i % 4]).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(base.parameters(), r.grad_clip, foreach=True)
-        base_opt.step()
-        base_opt.zero_grad(set_to_none=True)
+    def hf_step(base, base_opt):
+        def step(i: int) -> None:
+            with autocast:
+                loss = base(input_ids=base_batches[i % 4], labels=base_batches[i % 4]).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(base.parameters(), r.grad_clip, foreach=True)
+            base_opt.step()
+            base_opt.zero_grad(set_to_none=True)
+
+        return step
+
+    steps = {"ladder": ladder_step}
+    for name in args.baselines:
+        base = build_model(s, seed=0).to(device)
+        if name == "compile":
+            base.compile()
+        steps[f"hf_{name}"] = hf_step(base, make_optimizer(base, r, device))
 
     for i in range(args.warmup):  # compilation happens here, untimed
-        ladder_step(i)
-        base_step(i)
+        for step in steps.values():
+            step(i)
     # alternate timed blocks and keep each side's best: robust to a busy machine
-    best = {"ladder": math.inf, "baseline": math.inf}
+    best = dict.fromkeys(steps, math.inf)
     block = max(1, args.steps // args.rounds)
     for _ in range(args.rounds):
-        for name, step in (("ladder", ladder_step), ("baseline", base_step)):
+        for name, step in steps.items():
             t0 = clock(device)
             for i in range(block):
                 step(i)
@@ -113,15 +127,27 @@ def bench_shape(s: ModelShape, args, device: torch.device) -> dict:
 
     tokens = args.micro_batch * s.seq_len
     peak = peak_flops(device)
-    out = {"shape": r.id, "params": param_groups(s)["params_total"], "compile": compiled}
+    groups = param_groups(s)
+    out = {
+        "shape": r.id,
+        "params": groups["params_total"],
+        "params_with_head": groups["params_with_head"],
+        "flops_per_token": flops_per_token(s),
+        "compile": compiled,
+    }
     for name, t in best.items():
         out[f"{name}_tokens_per_s"] = tokens / t
         out[f"{name}_mfu"] = flops_per_token(s) * tokens / t / peak if peak else None
-    out["ratio"] = best["baseline"] / best["ladder"]
+    for name in args.baselines:
+        out[f"ratio_{name}"] = best[f"hf_{name}"] / best["ladder"]
     return out
 
 
-def main() -> None:
+def pct(v: float | None) -> str:
+    return f"{v:.1%}" if v is not None else "-"
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--shapes", default=None, help="e.g. gpt2:6x384,llama:24x1024 (head dim 64)")
@@ -134,7 +160,16 @@ def main() -> None:
     ap.add_argument("--compile", default="auto", help="auto (on for CUDA), true, false")
     ap.add_argument("--precision", default="auto", help="auto (bf16 on CUDA), fp32, bf16")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--baselines",
+        default="eager",
+        help="HF baselines, comma-separated: eager (HF as is), compile (under torch.compile)",
+    )
+    ap.add_argument("--json", help="also write the results here (one object per shape)")
+    args = ap.parse_args(argv)
+    args.baselines = [b for b in args.baselines.split(",") if b]
+    if not set(args.baselines) <= {"eager", "compile"}:
+        ap.error(f"--baselines: {args.baselines} are not all in eager, compile")
     import transformers
 
     transformers.logging.set_verbosity_error()  # HF's one-time notes about the loss type
@@ -159,23 +194,25 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {args.threads} thread(s)"
     print(f"device: {name} | torch {torch.__version__} | seq {seq} | vocab {vocab} | "
           f"micro-batch {args.micro_batch} | {args.steps} timed steps")  # fmt: skip
-    head = f"{'shape':<16}{'params':>9}{'ladder tok/s':>14}{'MFU':>7}{'HF tok/s':>12}{'MFU':>7}"
-    print(head + f"{'ratio':>7}")
+    sides = [("ladder", "ladder")] + [(f"hf_{b}", f"HF {b}") for b in args.baselines]
+    head = f"{'shape':<16}{'params':>9}"
+    head += "".join(f"{t + ' tok/s':>17}{'MFU':>7}" for _, t in sides)
+    print(head + "".join(f"{'vs ' + b:>11}" for b in args.baselines))
+    results = []
     for fam, n_layer, d, n_head in spec:
         s = ModelShape(fam, n_layer, d, n_head, n_head, default_d_ff(fam, d), vocab, seq,
                        tie_embeddings=fam != "llama")  # fmt: skip
         res = bench_shape(s, args, device)
-
-        def pct(v):
-            return f"{v:.1%}" if v is not None else "-"
-
-        print(
-            f"{res['shape']:<16}{res['params'] / 1e6:>8.1f}M"
-            f"{res['ladder_tokens_per_s']:>14,.0f}{pct(res['ladder_mfu']):>7}"
-            f"{res['baseline_tokens_per_s']:>12,.0f}{pct(res['baseline_mfu']):>7}"
-            f"{res['ratio']:>6.2f}x",
-            flush=True,
-        )
+        results.append(res)
+        line = f"{res['shape']:<16}{res['params'] / 1e6:>8.1f}M"
+        for key, _ in sides:
+            line += f"{res[key + '_tokens_per_s']:>17,.0f}{pct(res[key + '_mfu']):>7}"
+        line += "".join(f"{res['ratio_' + b]:>10.2f}x" for b in args.baselines)
+        print(line, flush=True)
+        if args.json:  # after every shape: a later shape that runs out of time loses none
+            info = {"device": name, "torch": torch.__version__, "seq_len": seq, "vocab": vocab,
+                    "micro_batch": args.micro_batch, "peak_flops": peak_flops(device)}  # fmt: skip
+            Path(args.json).write_text(json.dumps({**info, "shapes": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
