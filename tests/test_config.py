@@ -8,14 +8,17 @@ import json
 import subprocess
 import sys
 import typing
+from pathlib import Path
 
 import pytest
+import yaml
 
 from ladder import config as C
 from ladder.config import load_config
 from ladder.errors import ConfigError
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import format_count, plan, plan_csv
+from ladder.plan import main as plan_main
 
 
 def merged(base: dict, **sections) -> dict:
@@ -206,3 +209,33 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "model.family" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "cluster, extra, rate, basis",
+    [
+        ({}, [], 4e14, "assumed"),
+        ({"flops_per_s": 2e14}, [], 2e14, "cluster.flops_per_s"),
+        ({"flops_per_s": 2e14}, ["--flops-per-s", "5e14"], 5e14, "--flops-per-s"),
+    ],
+)
+def test_ladder_plan_always_estimates_gpu_hours(cluster, extra, rate, basis, tmp_path, capsys):
+    """The cost preview a user asks for first: GPU-hours from the study's throughput, else
+    from a default that is printed as an assumption; plan.csv records which."""
+    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    cfg["cluster"] = {**cfg.get("cluster", {}), **cluster}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "plan.csv"
+    args = ["--configfile", str(tmp_path / "s.yaml"), "--out", str(out), *extra]
+    assert plan_main(args) == 0
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader(out.open()))
+    for row in rows:
+        assert float(row["est_gpu_hours"]) == pytest.approx(float(row["flops"]) / rate / 3600)
+        assert float(row["est_flops_per_s"]) == rate and row["est_basis"] == basis
+    total_h = sum(float(r["est_gpu_hours"]) for r in rows)
+    assert "est. GPU-h" in printed and f"{total_h:.4g}" in printed.splitlines()[-3]
+    if basis == "assumed":
+        assert "GPU-hours assuming 4e+14 FLOP/s per GPU" in printed
+    else:
+        assert f"GPU-hours at {rate:.3g} FLOP/s per GPU ({basis})" in printed

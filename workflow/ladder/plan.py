@@ -505,17 +505,50 @@ def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
     return out
 
 
+# The GPU-hours estimate's throughput when the study states none: an H100/H200 at ~40% MFU
+# of its 989 TFLOP/s dense bf16 peak (benchmarks/gpu_acceptance.py measures the real one).
+DEFAULT_FLOPS_PER_S = 4e14
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Sustained training FLOP/s of one GPU for the GPU-hours estimate, and its source:
+    "--flops-per-s", "cluster.flops_per_s" or "assumed" (DEFAULT_FLOPS_PER_S)."""
+
+    flops_per_s: float = DEFAULT_FLOPS_PER_S
+    basis: str = "assumed"
+
+    @classmethod
+    def choose(cls, given: float | None, study: float | None) -> Throughput:
+        if given:
+            return cls(given, "--flops-per-s")
+        if study:
+            return cls(study, "cluster.flops_per_s")
+        return cls()
+
+    def describe(self) -> str:
+        if self.basis == "assumed":
+            return (
+                f"GPU-hours assuming {self.flops_per_s:.3g} FLOP/s per GPU (~40% MFU on an "
+                "H100/H200); state yours as cluster.flops_per_s or --flops-per-s"
+            )
+        return f"GPU-hours at {self.flops_per_s:.3g} FLOP/s per GPU ({self.basis})"
+
+
 def gpu_hours(rung: Rung, flops_per_s: float) -> float:
     """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
     # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
     return rung.row()["flops"] / flops_per_s / 3600
 
 
-def plan_csv(rungs: list[Rung], flops_per_s: float | None = None) -> str:
+def plan_csv(rungs: list[Rung], throughput: Throughput = Throughput()) -> str:
+    """plan.csv: each rung's row, its estimated GPU-hours and the throughput they assume
+    (est_flops_per_s, and est_basis: where that number came from)."""
     rows = [r.row() for r in rungs]
-    if flops_per_s:
-        for row, r in zip(rows, rungs, strict=True):
-            row["est_gpu_hours"] = gpu_hours(r, flops_per_s)
+    for row, r in zip(rows, rungs, strict=True):
+        row["est_gpu_hours"] = gpu_hours(r, throughput.flops_per_s)
+        row["est_flops_per_s"] = throughput.flops_per_s
+        row["est_basis"] = throughput.basis
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -523,27 +556,23 @@ def plan_csv(rungs: list[Rung], flops_per_s: float | None = None) -> str:
     return buf.getvalue()
 
 
-def summary_table(rungs: list[Rung], flops_per_s: float | None = None) -> str:
+def summary_table(rungs: list[Rung], throughput: Throughput = Throughput()) -> str:
     """The plan as a fixed-width table with totals, for `ladder plan`."""
     head = f"{'rung':<22}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
-    head += f"{'est. GPU-h':>12}" if flops_per_s else ""
-    lines = [head]
+    lines = [head + f"{'est. GPU-h':>12}"]
     total_flops = total_h = 0.0
     for r in rungs:
         row = r.row()
+        hours = gpu_hours(r, throughput.flops_per_s)
         total_flops += row["flops"]
-        line = (
+        total_h += hours
+        lines.append(
             f"{r.id:<22}{format_count(row['params_non_embedding']):>15}"
             f"{format_count(row['params_total']):>14}{format_count(r.tokens):>10}"
-            f"{row['flops']:>11.3g}"
+            f"{row['flops']:>11.3g}{hours:>12.4g}"
         )
-        if flops_per_s:
-            hours = gpu_hours(r, flops_per_s)
-            total_h += hours
-            line += f"{hours:>12.4g}"
-        lines.append(line)
-    total = f"{'total':<61}{total_flops:>11.3g}" + (f"{total_h:>12.4g}" if flops_per_s else "")
-    return "\n".join(lines + [total])
+    lines.append(f"{'total':<61}{total_flops:>11.3g}{total_h:>12.4g}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,8 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--flops-per-s",
         type=float,
-        help="sustained training FLOP/s per GPU for the GPU-hours estimate "
-        "(default: cluster.flops_per_s of the study, if set)",
+        help="sustained training FLOP/s per GPU for the GPU-hours estimate (default: the "
+        f"study's cluster.flops_per_s, else an assumed {DEFAULT_FLOPS_PER_S:.3g})",
     )
     args = ap.parse_args(argv)
     try:
@@ -567,13 +596,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in memory_warnings(rungs):
         print(f"ladder plan: warning: {warning}", file=sys.stderr)
-    flops_per_s = args.flops_per_s or study.cluster.flops_per_s
+    throughput = Throughput.choose(args.flops_per_s, study.cluster.flops_per_s)
     out = args.out or f"results/{study.study}/plan.csv"
-    write_text(out, plan_csv(rungs, flops_per_s))
+    write_text(out, plan_csv(rungs, throughput))
     if args.resolved:
         write_text(args.resolved, yaml.safe_dump(study.to_dict(), sort_keys=False))
-    print(summary_table(rungs, flops_per_s))
-    if flops_per_s:
-        print(f"GPU-hours at {flops_per_s:.3g} FLOP/s per GPU (set cluster.flops_per_s)")
+    print(summary_table(rungs, throughput))
+    print(throughput.describe())
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0
