@@ -295,9 +295,10 @@ def until(deadline: float, what: str, ready) -> None:
         time.sleep(0.05)
 
 
-def check(what: str, value: float | None, target: str, met: bool | None) -> dict[str, Any]:
-    """One line of the verdict: met is None where the target does not apply (CPU)."""
-    return {"what": what, "value": value, "target": target, "met": met}
+def check(what: str, value: Any, shown: str, target: str, met: bool | None) -> dict[str, Any]:
+    """One line of the verdict (`shown`: the value as the table prints it); met is None
+    where the target does not apply (CPU)."""
+    return {"what": what, "value": value, "shown": shown, "target": target, "met": met}
 
 
 # ----------------------------------------------------------------------------- sections
@@ -344,11 +345,12 @@ def throughput(ctx: Context, deadline: float) -> dict[str, Any]:
         mfu = row["ladder_mfu"]
         met = None if ctx.device == "cpu" or mfu is None else mfu >= goal
         what = f"ladder MFU, {row['shape']} (N {format_count(n)})"
-        checks.append(check(what, mfu, f">= {goal:.0%}", met))
+        shown = f"{mfu:.1%}" if mfu is not None else "-"
+        checks.append(check(what, mfu, shown, f">= {goal:.0%}", met))
     bad = [s["shape"] for s in shapes if s["status"] != "ok"]
     if bad:
         checks.append(
-            check(f"throughput shapes measured ({', '.join(bad)} not)", None, "all", False)
+            check(f"throughput shapes measured ({', '.join(bad)} not)", None, "-", "all", False)
         )
     return {**out, "shapes": shapes, "checks": checks}
 
@@ -398,7 +400,9 @@ def sharing(ctx: Context, deadline: float) -> dict[str, Any]:
         "tokens_per_s_alone": alone,
         "tokens_per_s_shared": pair,
         "ratio": ratio,
-        "checks": [check("2 rungs sharing the device / 1 alone", ratio, ">= 1.5x", met)],
+        "checks": [
+            check("2 rungs sharing the device / 1 alone", ratio, f"{ratio:.2f}x", ">= 1.5x", met)
+        ],
     }
 
 
@@ -446,12 +450,14 @@ def resume(ctx: Context, deadline: float) -> dict[str, Any]:
             check(
                 "resumed from a mid-run step",
                 b["resumed_from_step"],
+                str(b["resumed_from_step"]),
                 f"in (0, {steps})",
                 0 < b["resumed_from_step"] < steps,
             ),
             check(
                 "final val loss, resumed - uninterrupted",
                 d_val,
+                f"{d_val:+.2g}",
                 f"|d| <= {tol:g}",
                 abs(d_val) <= tol,
             ),
@@ -520,13 +526,15 @@ def evaluate(ctx: Context, deadline: float) -> dict[str, Any]:
             check(
                 "eval loss: from_pretrained vs ladder evaluate (rel.)",
                 rel,
+                f"{rel:.2g}",
                 f"<= {p.reload_rtol:g}",
                 rel <= p.reload_rtol,
             ),
             check(
                 "reloaded parameters = train.json's",
                 reloaded["params"],
-                f"= {params}",
+                f"{reloaded['params']:,}",
+                f"= {params:,}",
                 reloaded["params"] == params,
             ),
         ],
@@ -611,16 +619,6 @@ SECTION_FUNCS = {
 }
 
 
-def fmt_value(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        if abs(v) < 1 and v != 0 and abs(v) >= 1e-3:
-            return f"{v:.4f}"
-        return f"{v:.3g}"
-    return str(v)
-
-
 def table(report: dict[str, Any]) -> str:
     """The summary: throughput side by side, then every check with its verdict."""
     dev = report["device"]
@@ -651,19 +649,37 @@ def table(report: dict[str, Any]) -> str:
         for c in sec["checks"]:
             verdict = {True: "pass", False: "FAIL", None: "n/a on cpu"}[c["met"]]
             lines.append(
-                f"{name:<11}{c['what'][:53]:<54}{fmt_value(c['value']):>12}  "
-                f"{c['target']:<14}{verdict}"
+                f"{name:<11}{c['what'][:53]:<54}{c['shown']:>12}  {c['target']:<14}{verdict}"
             )
-    lines += [
-        "",
-        f"overall: {'PASS' if report['ok'] else 'FAIL'}"
-        + (
-            ""
-            if report["device"]["type"] == "cuda"
-            else " (CPU smoke run: the GPU figures are still unmeasured)"
-        ),
-    ]
+    lines += ["", *details(report["sections"]), ""]
+    cpu = report["device"]["type"] != "cuda"
+    note = " (CPU smoke run: the GPU figures are still unmeasured)" if cpu else ""
+    lines.append(f"overall: {'PASS' if report['ok'] else 'FAIL'}{note}")
     return "\n".join(lines)
+
+
+def details(sections: dict[str, Any]) -> list[str]:
+    """The numbers behind the sharing, resume and evaluate verdicts, one line each."""
+    out = []
+    sh = sections.get("sharing", {})
+    if sh.get("tokens_per_s_shared"):
+        a, b = sh["tokens_per_s_shared"]
+        out.append(f"sharing:  alone {sh['tokens_per_s_alone']:,.0f} tok/s; "
+                   f"two at once {a:,.0f} + {b:,.0f} tok/s")  # fmt: skip
+    rs = sections.get("resume", {})
+    if rs.get("loss_nats"):
+        out.append(f"resume:   {rs['steps']} steps, {rs['precision']}, compile "
+                   f"{rs['compile']}; final loss {rs['loss_nats'][1]:.4f} resumed vs "
+                   f"{rs['loss_nats'][0]:.4f}; largest per-step difference "
+                   f"{rs['max_step_loss_diff']:.2g}")  # fmt: skip
+    ev = sections.get("evaluate", {})
+    if ev.get("eval"):
+        e, r = ev["eval"], ev["reloaded"]
+        out.append(f"evaluate: {e['loss_nats']:.4f} nats/token, {e['bits_per_byte']:.4f} "
+                   f"bits/byte over {e['eval_tokens']:,} tokens ({e['device']}, "
+                   f"{e['precision']}); from_pretrained on {r['on']}: {r['loss_nats']:.4f} "
+                   f"(load {r['load_s']:.1f} s)")  # fmt: skip
+    return out
 
 
 def device_name(dev) -> str:
