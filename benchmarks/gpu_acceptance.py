@@ -175,15 +175,15 @@ def small_rung(p: Profile, device: str, steps: int, rid: str):
     from ladder.model import ModelShape, default_d_ff
 
     shape = ModelShape(
-        "llama",
-        p.n_layer,
-        p.d_model,
-        p.n_head,
-        p.n_head,
-        default_d_ff("llama", p.d_model),
-        p.vocab,
-        p.seq_len,
-        False,
+        family="llama",
+        n_layer=p.n_layer,
+        d_model=p.d_model,
+        n_head=p.n_head,
+        n_kv_head=p.n_head,
+        d_ff=default_d_ff("llama", p.d_model),
+        vocab_size=p.vocab,
+        seq_len=p.seq_len,
+        tie_embeddings=False,
     )
     base = rung_for(shape, p.micro_batch, "auto", "auto", device)
     return replace(
@@ -271,19 +271,8 @@ class Context:
     trained: tuple[Path, Any] | None = None  # a finished run directory and its rung
 
     def train(self, name: str, rung, run_dir: Path, *extra: str) -> Job:
-        cmd = [
-            sys.executable,
-            "-m",
-            "ladder.cli",
-            "train",
-            "--rung-json",
-            rung.to_json(),
-            "--tokens-dir",
-            str(self.tokens),
-            "--out-dir",
-            str(run_dir),
-            *extra,
-        ]
+        cmd = [sys.executable, "-m", "ladder.cli", "train", "--rung-json", rung.to_json(),
+               "--tokens-dir", str(self.tokens), "--out-dir", str(run_dir), *extra]  # fmt: skip
         return Job(name, cmd, self)
 
 
@@ -315,17 +304,9 @@ def throughput(ctx: Context, deadline: float) -> dict[str, Any]:
             shapes.append({"shape": spec, "status": "skipped: section budget spent"})
             continue
         result = ctx.work / f"throughput-{spec.replace(':', '-')}.json"
-        cmd = [
-            sys.executable,
-            str(REPO / "benchmarks" / "train_throughput.py"),
-            "--device",
-            ctx.device,
-            "--shapes",
-            spec,
-            *ctx.p.tp_args,
-            "--json",
-            str(result),
-        ]
+        script = str(REPO / "benchmarks" / "train_throughput.py")
+        cmd = [sys.executable, script, "--device", ctx.device, "--shapes", spec,
+               *ctx.p.tp_args, "--json", str(result)]  # fmt: skip
         job = Job(f"throughput-{spec.replace(':', '-')}", cmd, ctx)
         try:
             rc = job.wait(deadline)
@@ -365,14 +346,11 @@ def sharing(ctx: Context, deadline: float) -> dict[str, Any]:
     rung = small_rung(p, ctx.device, steps=10**6, rid="share")
 
     def measure(jobs: list[Job]) -> list[float]:
-        until(
-            deadline,
-            "steady progress lines",
-            lambda: (
-                all(len(j.progress()) > p.settle_lines for j in jobs)
-                or any(j.proc.poll() is not None for j in jobs)
-            ),
-        )
+        def settled() -> bool:
+            started = all(len(j.progress()) > p.settle_lines for j in jobs)
+            return started or any(j.proc.poll() is not None for j in jobs)
+
+        until(deadline, "steady progress lines", settled)
         dead = [j for j in jobs if j.proc.poll() is not None]
         if dead:
             raise RuntimeError(f"{dead[0].name} exited early:\n{dead[0].tail()}")
@@ -380,14 +358,9 @@ def sharing(ctx: Context, deadline: float) -> dict[str, Any]:
         until(deadline, "measurement window", lambda: time.monotonic() - t0 > p.window_s)
         for j in jobs:
             j.proc.send_signal(signal.SIGTERM)
-        rates = []
         for j in jobs:
             j.wait(deadline)
-            window = sorted(r for t, _, r in j.progress() if t >= t0) or [
-                j.progress()[-1][2]
-            ]  # a line arrives at least every log_every_s; this only guards a slow one
-            rates.append(window[len(window) // 2])
-        return rates
+        return [median_rate(j, since=t0) for j in jobs]
 
     [alone] = measure([ctx.train("share-alone", rung, ctx.work / "share-alone")])
     ctx.rate_alone = alone
@@ -404,6 +377,15 @@ def sharing(ctx: Context, deadline: float) -> dict[str, Any]:
             check("2 rungs sharing the device / 1 alone", ratio, f"{ratio:.2f}x", ">= 1.5x", met)
         ],
     }
+
+
+def median_rate(job: Job, since: float) -> float:
+    """The median tokens/s of a job's progress lines since `since` (a window of several
+    log intervals, so there are a few)."""
+    rates = sorted(r for t, _, r in job.progress() if t >= since)
+    if not rates:
+        raise RuntimeError(f"{job.name}: no progress line in the measurement window")
+    return rates[len(rates) // 2]
 
 
 def resume(ctx: Context, deadline: float) -> dict[str, Any]:
@@ -490,24 +472,10 @@ def evaluate(ctx: Context, deadline: float) -> dict[str, Any]:
         if ctx.train("evaluate-train", rung, run_dir).wait(deadline) != 0:
             raise RuntimeError(f"training the rung to evaluate failed:\n{ctx.jobs[-1].tail()}")
     out = run_dir / "eval.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ladder.cli",
-        "evaluate",
-        "--rung-json",
-        rung.to_json(),
-        "--model-dir",
-        str(run_dir / "model"),
-        "--tokens-dir",
-        str(ctx.tokens),
-        "--max-tokens",
-        str(p.eval_tokens),
-        "--batch-size",
-        str(p.micro_batch),
-        "--out",
-        str(out),
-    ]
+    cmd = [sys.executable, "-m", "ladder.cli", "evaluate", "--rung-json", rung.to_json(),
+           "--model-dir", str(run_dir / "model"), "--tokens-dir", str(ctx.tokens),
+           "--max-tokens", str(p.eval_tokens), "--batch-size", str(p.micro_batch),
+           "--out", str(out)]  # fmt: skip
     job = Job("evaluate", cmd, ctx)
     if job.wait(deadline) != 0:
         raise RuntimeError(f"ladder evaluate failed:\n{job.tail()}")
