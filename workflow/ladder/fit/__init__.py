@@ -47,7 +47,7 @@ All fits work on log loss. Modules, each importing only from those above it:
 
 from ladder.fit.cli import main
 from ladder.fit.frontier import frontier_mask
-from ladder.fit.isoflop import isoflop_parabola
+from ladder.fit.isoflop import isoflop_curve, isoflop_parabola
 from ladder.fit.predict import optimal_allocation, predict
 from ladder.fit.runs import Columns, FitError, budgets, truthy
 from ladder.fit.table import fit_table
@@ -58,6 +58,7 @@ __all__ = [
     "budgets",
     "fit_table",
     "frontier_mask",
+    "isoflop_curve",
     "isoflop_parabola",
     "main",
     "optimal_allocation",
