@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from ladder.fit.runs import Runs
 
@@ -25,21 +26,26 @@ SEARCH_POINTS = 241
 
 @dataclass
 class ComputeModel:
-    """C = c(N) N D: c, FLOPs per parameter per token, per model size (knots in ln N; linear
-    interpolation in ln c between them, constant beyond the sizes run)."""
+    """C = c(N) N D: c, FLOPs per parameter per token, per model size (knots in ln N; monotone
+    cubic interpolation of ln c between them, constant beyond the sizes run)."""
 
     lN: np.ndarray
     lc: np.ndarray
     source: str  # the compute column, or "6*N*D"
 
     def c(self, lN: np.ndarray) -> np.ndarray:
-        return np.exp(np.interp(lN, self.lN, self.lc))
+        if len(self.lN) < 2:
+            return np.full(np.shape(lN), math.exp(self.lc[0]))
+        # monotone cubic (PCHIP): the allocation depends on the slope of c(N), which a
+        # piecewise-linear interpolant gets wrong by up to the change between knots
+        x = np.clip(lN, self.lN[0], self.lN[-1])
+        return np.exp(PchipInterpolator(self.lN, self.lc)(x))
 
     def to_json(self) -> dict:
         c = np.exp(self.lc)
         return {
-            "convention": "C = c(N) * N * D, c(N) = C / (N D) of the runs, interpolated in "
-            "log N between model sizes, constant beyond them",
+            "convention": "C = c(N) * N * D, c(N) = C / (N D) of the runs, interpolated "
+            "(monotone cubic in log-log) between model sizes, constant beyond them",
             "column": self.source,
             "flops_per_param_token": {
                 "min": float(c.min()),

@@ -106,6 +106,7 @@ def _held_out(quantity: str, names: list[str], observed, predicted) -> dict:
             for i, o, p, e in zip(names, observed, predicted, rel, strict=True)
         ],
         "max_abs_rel_error": float(np.abs(rel).max()),
+        "n_held_out": len(names),
         "inside": None,
     }
 
@@ -113,7 +114,8 @@ def _held_out(quantity: str, names: list[str], observed, predicted) -> dict:
 def _with_interval(out: dict, lo, hi, used: int) -> dict:
     for h, a, b in zip(out["held_out"], lo, hi, strict=True):
         h.update({"lo": float(a), "hi": float(b), "inside": bool(a <= h["observed"] <= b)})
-    out["inside"] = all(h["inside"] for h in out["held_out"])
+    n_inside = sum(h["inside"] for h in out["held_out"])
+    out |= {"inside": n_inside == len(out["held_out"]), "n_inside": n_inside}
     out["interval"] = {"level": 0.95, "resamples": used}
     return out
 
