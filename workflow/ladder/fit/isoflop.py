@@ -320,7 +320,7 @@ def _isoflop_budget(runs: Runs, m: dict, method: str) -> dict:
         "C": math.exp(p.lC),
         "N_opt": math.exp(t),
         "D_opt": math.exp(m["lD_opt"] if used else float(np.interp(t, p.lN, p.lD))),
-        "loss": math.exp(m["loss_opt"] if used else m["loss_fit"]),
+        "loss": None,
         "used": used,
         "dropped": m["dropped"],
         "in_range": used,
@@ -333,6 +333,8 @@ def _isoflop_budget(runs: Runs, m: dict, method: str) -> dict:
     }
     if method == "parabola":
         out["parabola"] = _parabola(p)
+    # the loss at N_opt on the budget's own fitted curve, where the report draws the minimum
+    out["loss"] = float(isoflop_curve(out, out["N_opt"]))
     return out
 
 
