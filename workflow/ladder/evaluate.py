@@ -25,7 +25,7 @@ from ladder.errors import DataError
 from ladder.loss import LossModel, mean_loss
 from ladder.plan import Rung
 from ladder.runtime import autocast_for, resolve_device, resolve_precision, set_threads
-from ladder.shards import EVAL_MASK_SEED, check_ids, load_meta, open_split, val_slice
+from ladder.shards import EVAL_MASK_SEED, EVAL_TOKENS, check_ids, load_meta, open_split, val_slice
 
 
 def eval_record(
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
     ap.add_argument("--model-dir", required=True, help="save_pretrained directory")
     ap.add_argument("--tokens-dir", required=True, help="directory with val.bin + meta.json")
-    ap.add_argument("--max-tokens", type=int, default=262144, help="val tokens to read")
+    ap.add_argument("--max-tokens", type=int, default=EVAL_TOKENS, help="val tokens to read")
     ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     ap.add_argument("--out", required=True, help="eval.json to write")
     args = ap.parse_args(argv)
