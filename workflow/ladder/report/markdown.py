@@ -287,30 +287,47 @@ def _sensitivity_lines(study: Study) -> list[str]:
 def _similarity_line(sim: dict) -> str:
     if "deviation" not in sim:
         return f"- not measured: {sim.get('reason', '?')}"
-    gain = 1 - sim["deviation"] / sim["deviation_raw"] if sim["deviation_raw"] > 0 else 0
-    effect = f"{gain:.0%} of the spread removed" if gain >= 0 else "rescaling adds spread"
-    return (
+    line = (
         f"- collapse deviation (mean std/mean across {len(sim['curves'])} runs over "
         f"C(t)/C in [{sim['grid'][0]:.2g}, 1]): {fmt(sim['deviation'], 3)} after "
-        f"rescaling vs {fmt(sim['deviation_raw'], 3)} before ({effect}); "
-        f"E = {fmt(sim['E'])} ({sim['E_source']})"
+        f"rescaling vs {fmt(sim['deviation_raw'], 3)} before"
     )
+    if "deviation_shuffled" in sim:
+        base = sim["deviation_shuffled"]
+        judged = (
+            "the runs' own scales collapse the curves better than other runs' do"
+            if sim["deviation"] < base
+            else "no better than rescaling by other runs' scales: no evidence of collapse"
+        )
+        line += (
+            f" and {fmt(base, 3)} when each curve is rescaled by another run's compute and "
+            f"final loss (mean of {sim['shuffles']} shuffles; the baseline): {judged}"
+        )
+    return line + f"; E = {fmt(sim['E'])} ({sim['E_source']})"
 
 
 def _independence_line(key: str, res: dict) -> str:
     if "value" not in res or "reason" in res:
         return f"- {key}: not measured ({res.get('reason', '?')})"
     parts = [f"full ladder {res['name']} = {fmt(res['value'])}"]
+    if res.get("ci95"):
+        lo, hi = res["ci95"]
+        parts[0] += f" [{fmt(lo)}, {fmt(hi)}]"
+    if res.get("boot_sd") is not None:
+        parts[0] += f", bootstrap sd {fmt(res['boot_sd'], 3)}"
     for kind, text in (
         ("windows", f"windows of {res['width']} compute levels"),
         ("loo", "one level left out"),
     ):
         if f"{kind}_std" in res:
             lo, hi = res[f"{kind}_range"]
-            parts.append(
+            part = (
                 f"{len(res[kind])} {text}: std {fmt(res[f'{kind}_std'], 3)}, "
                 f"range [{fmt(lo)}, {fmt(hi)}]"
             )
+            if f"{kind}_outside" in res:
+                part += f", {res[f'{kind}_outside']} outside the full ladder's 95% interval"
+            parts.append(part)
     return f"- {key}: " + "; ".join(parts)
 
 
