@@ -214,9 +214,9 @@ def test_drawn_law_is_fit_predict_on_fits_json(full):
     assert any(np.allclose(s.get_ydata(), fit.predict(entry, C=np.array([1e20]))) for s in stars)
 
 
-def test_isoflop_plot_draws_the_fitted_parabolas_and_their_minima(full):
-    """Each budget's curve is the parabola fits.json stores, and its lowest point is the stored
-    minimum (where the star is drawn)."""
+def test_isoflop_plot_draws_the_fitted_curves_and_their_minima(full):
+    """Each budget's curve is the profile fits.json stores (the Akima interpolant through its
+    runs), and the stored minimum lies on it, within its spread of the curve's lowest point."""
     study = inputs.load(str(full["runs"]), str(full["fits"]))
     budgets = json.loads(full["fits"].read_text())["laws"]["isoflop"]["optimal_allocation"][
         "budgets"
@@ -224,29 +224,30 @@ def test_isoflop_plot_draws_the_fitted_parabolas_and_their_minima(full):
     ax = allocation.plot_isoflop(study).axes[0]
     stars = [c.get_offsets()[0] for c in ax.collections if len(c.get_offsets()) == 1]
     for i, b in enumerate(budgets):
-        lines = [ln for ln in ax.lines if ln.get_gid() == f"isoflop-parabola-{i}"]
+        lines = [ln for ln in ax.lines if ln.get_gid() == f"isoflop-curve-{i}"]
         assert lines, i
         x = np.concatenate([np.asarray(ln.get_xdata(), float) for ln in lines])
         y = np.concatenate([np.asarray(ln.get_ydata(), float) for ln in lines])
-        u = np.log(x) - b["parabola"]["ln_N0"]
-        np.testing.assert_allclose(y, np.polyval(b["parabola"]["coef"][::-1], u), rtol=1e-12)
-        j = np.argmin(y)
-        assert y[j] == pytest.approx(b["loss"], rel=1e-12)
-        assert x[j] == pytest.approx(b["N_opt"], rel=1e-12)
+        np.testing.assert_allclose(y, fit.isoflop_curve(b, x), rtol=1e-12)
+        assert b["loss"] == pytest.approx(float(fit.isoflop_curve(b, b["N_opt"])), rel=1e-12)
+        if b["used"]:
+            assert abs(math.log(x[np.argmin(y)] / b["N_opt"])) <= b["ln_N_opt_sd"]
         assert any(np.allclose(star, [b["N_opt"], b["loss"]], rtol=1e-12) for star in stars)
-    assert "parabola fitted" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "Akima interpolant of each budget" in legend
 
 
-def test_isoflop_plot_without_stored_parabolas_falls_back(full, tmp_path):
-    """A fits.json written before parabolas were stored still draws: the Chinchilla law along
+def test_isoflop_plot_without_stored_curves_falls_back(full, tmp_path):
+    """A fits.json without the runs of each budget still draws: the Chinchilla law along
     each budget, and the minima."""
     fits = json.loads(full["fits"].read_text())
     for b in fits["laws"]["isoflop"]["optimal_allocation"]["budgets"]:
-        del b["parabola"], b["points"]
+        b.pop("parabola", None)
+        del b["points"]
     old = tmp_path / "fits.json"
     old.write_text(json.dumps(fits))
     ax = allocation.plot_isoflop(inputs.load(str(full["runs"]), str(old))).axes[0]
-    assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("isoflop-parabola")]
+    assert not [ln for ln in ax.lines if (ln.get_gid() or "").startswith("isoflop-curve")]
     legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
     assert "Chinchilla law along each budget" in legend and "fitted minimum" in legend
 
@@ -290,6 +291,21 @@ def test_report_md_numbers_match_the_tables(full):
         held = {h["run"]: h for h in laws[row["law"]]["extrapolation"]["held_out"]}
         h = held[row["held_out"]]
         assert close(row["observed"], h["observed"]) and close(row["predicted"], h["predicted"])
+        assert close(row["pi_lo"], h["lo"]) and close(row["pi_hi"], h["hi"])
+        assert row["inside"] == ("yes" if h["inside"] else "NO")
+    iso = laws["isoflop"]
+    m = re.search(
+        r"IsoFLOP method sensitivity: a = ([\d.]+) by the akima method; the parabola method "
+        r"gives a = ([\d.]+) \[([\d.]+), ([\d.]+)\] \((\d+) budgets\)",
+        text,
+    )
+    assert m and close(m[1], iso["params"]["a"]) and close(m[2], iso["sensitivity"]["a"])
+    assert "All allocations are in the runs' own FLOP count (`flops`)" in text
+    chin = laws["chinchilla"]
+    m = re.search(r"chinchilla: ([\d.]+) tokens per parameter \[([\d.]+), ([\d.]+)\]", text)
+    assert m and close(m[1], chin["optimal_allocation"]["at_C_max"]["tokens_per_param"])
+    lo, hi = chin["ci95"]["tokens_per_param"]
+    assert close(m[2], lo) and close(m[3], hi)
     target = {r["law"]: r for r in md_table(text, "law evaluated loss_nats")}
     assert close(
         target["power_compute"]["loss_nats"],
@@ -304,18 +320,57 @@ def test_report_md_numbers_match_the_tables(full):
 def test_scale_properties_are_measured(full):
     text = (full["out"] / "report.md").read_text()
     section = text.split("## Scale properties")[1].split("## Warnings")[0]
-    # synthetic curves share one shape: rescaling must collapse them far better than raw
+    # synthetic curves share one shape: rescaling by each run's own compute and final loss
+    # collapses them far better than rescaling by another run's (the shuffled baseline)
     m = re.search(
-        r"collapse deviation .*?: ([\d.e+-]+) after rescaling vs ([\d.e+-]+) before", section
-    )
-    assert m and float(m[1]) < 0.05 < float(m[2])
-    assert re.search(r"chinchilla alpha = 0\.3\d* \[[\d.]+, [\d.]+\] \(excludes 0", section)
-    # three budgets: each refitted with one budget left out
-    assert re.search(
-        r"- power_params: full ladder alpha = [\d.]+; 3 one level left out: "
-        r"std [\d.e-]+, range \[[\d.]+, [\d.]+\]",
+        r"collapse deviation .*?: ([\d.e+-]+) after rescaling vs ([\d.e+-]+) before and "
+        r"([\d.e+-]+) when each curve is rescaled by another run's compute and final loss "
+        r"\(mean of 20 shuffles; the baseline\): the runs' own scales collapse",
         section,
     )
+    assert m and float(m[1]) < 0.05 < float(m[3]) and float(m[1]) < float(m[3]) / 3
+    assert re.search(r"chinchilla alpha = 0\.3\d* \[[\d.]+, [\d.]+\] \(excludes 0", section)
+    # three budgets: each refitted with one budget left out, judged against the full ladder's
+    # bootstrap spread and interval
+    m = re.search(
+        r"- power_params: full ladder alpha = ([\d.]+) \[([\d.]+), ([\d.]+)\], bootstrap sd "
+        r"([\d.e-]+); 3 one level left out: std [\d.e-]+, range \[[\d.]+, [\d.]+\], "
+        r"(\d) outside the full ladder's 95% interval",
+        section,
+    )
+    assert m and float(m[2]) < float(m[1]) < float(m[3]) and float(m[4]) > 0
+
+
+def test_window_refits_need_two_residual_degrees_of_freedom(tiny):
+    """Five rungs, three-parameter laws: a window (or a leave-one-out set of 4) would leave
+    fewer than 2 residual degrees of freedom, so scale independence is not measured."""
+    text = (tiny["out"] / "report.md").read_text()
+    section = text.split("**Scale independence**")[1].split("## Warnings")[0]
+    assert re.search(
+        r"- power_params: not measured \(\d compute level\(s\): too few subsets with 5 runs "
+        r"\(the law's parameters \+ 2\) to refit on\)",
+        section,
+    )
+
+
+def test_a_one_ratio_ladder_says_why_there_is_no_allocation(tmp_path):
+    """tokens = 20 x params_total on every rung: report.md says, in one sentence, why no
+    Chinchilla fit and no allocation, and which design would identify them."""
+    sizes = np.geomspace(2e4, 2e6, 7)
+    runs = runs_table([1e15], sizes)
+    runs["params_total"] = sizes + 2048 * 64
+    runs["tokens"] = 20 * runs["params_total"]
+    runs["flops"] = 6 * sizes * runs["tokens"]
+    N, D = runs["params_non_embedding"], runs["tokens"]
+    runs["loss_nats"] = E + A / N**ALPHA + B / D**BETA
+    paths = write_study(tmp_path / "in", runs)
+    make_report(inputs.load(str(paths["runs"]), str(paths["fits"])), tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    section = text.split("## Compute-optimal allocation")[1].split("## Extrapolation")[0]
+    note = json.loads(paths["fits"].read_text())["meta"]["design"]["note"]
+    assert section.strip().startswith(note)
+    assert "D = 20 x params_total" in note and "`ladder.design: wsd`" in note
+    assert "No compute-optimal allocation could be estimated." in section
 
 
 def test_too_few_rungs_still_reports_what_it_can(tiny):

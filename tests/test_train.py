@@ -154,6 +154,33 @@ def test_family_trains_and_reloads(family, shards, tmp_path):
         assert float(ours) == pytest.approx(float(hf), rel=1e-5)
 
 
+@pytest.mark.parametrize("family", ["llama", "bert"])
+def test_final_val_loss_is_eval_jsons(family, shards, tmp_path):
+    """One validation loss per checkpoint: the learning curve's last point scores evaluate's
+    whole slice, so it equals eval.json's loss for the same weights (batch sizes differ: the
+    sums differ in order only); the intermediate points score windows spread over that slice,
+    not its first few."""
+    from ladder import evaluate
+
+    rung = tiny_rung(family, tokens=1280, lr=1e-2)
+    assert run(rung, shards, tmp_path / "run", "--eval-tokens", "2000") == 0
+    info = json.loads((tmp_path / "run" / "train.json").read_text())
+    argv = ["--rung-json", rung.to_json(), "--model-dir", str(tmp_path / "run" / "model"),
+            "--tokens-dir", str(shards), "--max-tokens", "2000", "--batch-size", "7",
+            "--out", str(tmp_path / "eval.json")]  # fmt: skip
+    assert evaluate.main(argv) == 0
+    got = json.loads((tmp_path / "eval.json").read_text())
+    assert info["val_loss_nats"] == pytest.approx(got["loss_nats"], rel=1e-6)
+    assert float(read_log(tmp_path / "run")[-1]["val_loss_nats"]) == info["val_loss_nats"]
+    meta = json.loads((shards / "meta.json").read_text())
+    val = np.fromfile(shards / "val.bin", np.uint16)
+    inputs, _, pick = T.curve_slice(val, rung, meta, None, 2000, micro=4)
+    assert len(inputs) == got["eval_windows"] == (2000 - (family != "bert")) // 16
+    assert len(pick) == 4 * rung.batch_tokens // 16  # 4 batches' worth, whole micro-batches
+    assert pick[0] == 0 and pick[-1] == len(inputs) - 1  # spread over the whole slice
+    assert np.all(np.diff(pick) >= len(inputs) // len(pick) - 1)
+
+
 def test_bad_token_id_fails_clearly(tmp_path, capsys):
     d = make_shards(tmp_path / "tok", n_train=2000, n_val=500)
     np.full(10, VOCAB + 5, np.uint16).tofile(d / "val.bin")

@@ -38,7 +38,7 @@ from ladder.runtime import (
     resolve_precision,
     set_threads,
 )
-from ladder.shards import EVAL_MASK_SEED, check_ids, load_meta, open_split, val_slice
+from ladder.shards import EVAL_MASK_SEED, EVAL_TOKENS, check_ids, load_meta, open_split, val_slice
 
 
 def eval_record(
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
     ap.add_argument("--model-dir", required=True, help="save_pretrained directory")
     ap.add_argument("--tokens-dir", required=True, help="directory with val.bin + meta.json")
-    ap.add_argument("--max-tokens", type=int, default=262144, help="val tokens to read")
+    ap.add_argument("--max-tokens", type=int, default=EVAL_TOKENS, help="val tokens to read")
     ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     ap.add_argument("--out", required=True, help="eval.json to write")
     ap.add_argument(

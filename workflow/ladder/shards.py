@@ -35,6 +35,9 @@ from ladder.plan import Rung
 EVAL_MASK_SEED = 20190524  # fixed BERT eval masking, shared by every rung and study
 
 
+EVAL_TOKENS = 262144  # the validation slice: its default size in tokens (eval.max_tokens)
+
+
 def load_meta(tokens_dir: str | Path) -> dict[str, Any]:
     path = Path(tokens_dir) / TOKENS_META_JSON
     if not path.exists():

@@ -72,7 +72,7 @@ from ladder.runtime import (
     set_threads,
     use_cuda,
 )
-from ladder.shards import check_ids, load_meta, open_split, step_batch, val_slice
+from ladder.shards import EVAL_TOKENS, check_ids, load_meta, open_split, step_batch, val_slice
 
 LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
 # Rung fields that change how a run executes but not what it computes: a checkpoint
@@ -160,8 +160,9 @@ class Run:
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     autocast: Any
-    val_inputs: np.ndarray  # the learning curve's validation windows
+    val_inputs: np.ndarray  # evaluate's validation slice, all of its windows
     val_labels: np.ndarray
+    val_curve: np.ndarray  # the windows scored at the learning curve's intermediate points
     step_model: torch.nn.Module | None = None  # what a step runs; set by `distribute`
 
     @property
@@ -174,7 +175,12 @@ class Run:
 
 
 def setup(
-    r: Rung, tokens_dir: str, out_dir: str, val_tokens: int | None, threads: int | None = None
+    r: Rung,
+    tokens_dir: str,
+    out_dir: str,
+    val_tokens: int | None,
+    eval_tokens: int,
+    threads: int | None = None,
 ) -> Run:
     """Threads (the rung's, at most the job's `threads` shared by its ranks) and device,
     the data (checked before any compute, so a bad shard fails in seconds), the DDP
@@ -203,7 +209,7 @@ def setup(
     params = count_params(model, r.shape)
     if params != param_groups(r.shape) and rank == 0:
         print(f"warning: parameter groups differ from the analytic count: {params}")
-    val_inputs, val_labels = curve_slice(val, r, meta, val_tokens, micro)
+    val_inputs, val_labels, val_curve = curve_slice(val, r, meta, val_tokens, eval_tokens, micro)
     return Run(
         r=r,
         out=out,
@@ -225,6 +231,7 @@ def setup(
         autocast=autocast_for(precision, device),
         val_inputs=val_inputs,
         val_labels=val_labels,
+        val_curve=val_curve,
     )
 
 
@@ -270,14 +277,19 @@ def clear_outputs(out: Path) -> None:
 
 
 def curve_slice(
-    val: np.ndarray, r: Rung, meta: dict, val_tokens: int | None, micro: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The learning curve's validation windows: a prefix of evaluate's slice (default
-    4 × batch_tokens tokens), cut to whole micro-batches when it holds one."""
-    v_tokens = val_tokens or 4 * r.batch_tokens
-    v_in, v_lab = val_slice(val, r.family, r.seq_len, v_tokens, r.mlm_probability, meta)
-    n_val = max(1, len(v_in) // micro) * micro if len(v_in) >= micro else len(v_in)
-    return v_in[:n_val], v_lab[:n_val]
+    val: np.ndarray, r: Rung, meta: dict, val_tokens: int | None, eval_tokens: int, micro: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation windows: `ladder evaluate`'s whole slice (its first eval_tokens tokens,
+    windowed and masked the same way), and which of them the learning curve scores at its
+    intermediate points -- about val_tokens tokens (default 4 × batch_tokens, cut to whole
+    micro-batches) spread evenly over the slice, not its first few windows. The curve's last
+    point scores the whole slice, so it is eval.json's loss for the same weights: one
+    validation loss per checkpoint."""
+    v_in, v_lab = val_slice(val, r.family, r.seq_len, eval_tokens, r.mlm_probability, meta)
+    want = max(1, (val_tokens or 4 * r.batch_tokens) // r.seq_len)
+    want = min(want // micro * micro if want >= micro else want, len(v_in))
+    pick = np.unique(np.linspace(0, len(v_in) - 1, want).round().astype(int))
+    return v_in, v_lab, pick
 
 
 def make_optimizer(model: torch.nn.Module, r: Rung, device: torch.device):
@@ -507,11 +519,18 @@ class Progress:
         self.pending.clear()
 
 
-def validate(run: Run, progress: Progress, clock: Clock) -> None:
-    """The learning curve's val loss, into the last log row (not training time)."""
+def validate(run: Run, progress: Progress, clock: Clock, whole: bool) -> None:
+    """The learning curve's val loss, into the last log row (not training time): on the
+    curve's windows, or on evaluate's whole slice (`whole`, the last point)."""
     clock.pause()
+    pick = slice(None) if whole else run.val_curve
     vloss, _ = mean_loss(
-        run.loss_model, run.val_inputs, run.val_labels, run.micro, run.device, run.autocast
+        run.loss_model,
+        run.val_inputs[pick],
+        run.val_labels[pick],
+        run.micro,
+        run.device,
+        run.autocast,
     )
     progress.rows[-1][5] = vloss
     clock.resume()
@@ -623,7 +642,7 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
         if sync_every_step or due_log or done in evals or done == end:
             progress.flush(clock, r)
         if done in evals and run.master:
-            validate(run, progress, clock)
+            validate(run, progress, clock, whole=done == r.steps)
         if due_log and run.master:
             clock.logged()
             print(progress_line(run, done, progress.rows[-1]), flush=True)
@@ -784,6 +803,7 @@ def train(
     out_dir: str,
     val_tokens: int | None,
     resume: bool,
+    eval_tokens: int = EVAL_TOKENS,
     init_state: str | None = None,
     stop_step: int | None = None,
     state_out: str | None = None,
@@ -803,7 +823,7 @@ def train(
         end = r.steps if stop_step is None else stop_step
         if not 0 < end <= r.steps:
             raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
-        run = setup(r, tokens_dir, out_dir, val_tokens, threads)
+        run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads)
         progress, code, diverged = Progress(start=0, rows=[]), 0, None
         try:
             past = restore(run, resume, init_state)
@@ -863,7 +883,15 @@ def main(argv: list[str] | None = None) -> int:
         "--val-tokens",
         type=int,
         default=None,
-        help="val tokens for the learning curve (default: 4 × batch_tokens)",
+        help="val tokens scored at the learning curve's intermediate points, spread over the "
+        "evaluation slice (default: 4 × batch_tokens)",
+    )
+    ap.add_argument(
+        "--eval-tokens",
+        type=int,
+        default=EVAL_TOKENS,
+        help="the evaluation slice (eval.max_tokens, as `ladder evaluate --max-tokens`): the "
+        f"last point of the learning curve scores all of it (default {EVAL_TOKENS})",
     )
     ap.add_argument("--no-resume", action="store_true", help="ignore any checkpoint")
     ap.add_argument("--init-state", help="start from this saved state (WSD cooldown branch)")
@@ -892,6 +920,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out_dir,
             args.val_tokens,
             not args.no_resume,
+            eval_tokens=args.eval_tokens,
             init_state=args.init_state,
             stop_step=args.stop_step,
             state_out=args.state_out,

@@ -37,10 +37,12 @@ rule train:
         tokens=lambda w, input: os.path.dirname(input.meta),
         run_dir=lambda w, output: os.path.dirname(output.summary),
         init=lambda w, input: f"--init-state {input.init}" if input.init else "",
+        eval_tokens=STUDY.eval.max_tokens,
     shell:
         "ladder launch --gpu-percent {resources.gpu_percent} --"
         " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
-        " --out-dir {params.run_dir} {params.init} > {log} 2>&1"
+        " --eval-tokens {params.eval_tokens} --out-dir {params.run_dir} {params.init}"
+        " > {log} 2>&1"
 
 
 rule evaluate:

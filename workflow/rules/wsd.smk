@@ -23,8 +23,10 @@ rule wsd_segment:
         tokens=lambda w, input: os.path.dirname(input.tokens),
         run_dir=lambda w, output: os.path.dirname(output[0]),
         init=lambda w, input: f"--init-state {input.previous}" if input.previous else "",
+        eval_tokens=STUDY.eval.max_tokens,
     shell:
         "ladder launch --gpu-percent {resources.gpu_percent} --"
         " ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
+        " --eval-tokens {params.eval_tokens}"
         " --out-dir {params.run_dir} {params.init} --stop-step {params.stop}"
         " --state-out {output} > {log} 2>&1"

@@ -6,17 +6,18 @@ extrapolation check (docs/fitting.md).
 The public API (the report and the docs use only these):
 
     fit_table(df, laws="all", x=None, offset=True, columns=None, bootstrap=1000, seed=0,
-              budget_tol=0.25) -> dict
+              budget_tol=0.25, isoflop_method="akima", loss_noise=None) -> dict
         The object written to fits.json: {"laws": {KEY: entry}, "meta": {...}}.
     predict(law, params=None, N=None, D=None, C=None) -> np.ndarray
         Loss in nats. `law` is a fits.json entry (dict) or a key ("power_params",
         "power_compute_no_offset", "chinchilla", "kaplan", "frontier"); `params` defaults to
         the entry's own and may be one of its bootstrap "samples" (to draw bands).
     optimal_allocation(entry, C, params=None) -> (N_opt, D_opt)
-        Compute-optimal model size and tokens for chinchilla, isoflop and frontier entries.
-    isoflop_parabola(budget, N), frontier_mask(C, L, w), budgets(C, tol), truthy(values)
-        What the report draws: a budget's parabola, the frontier runs, the compute budgets,
-        which rows are diverged.
+        Compute-optimal model size and tokens for chinchilla, isoflop and frontier entries,
+        in the table's own FLOP count.
+    isoflop_curve(budget, N), frontier_mask(C, L, w), budgets(C, tol), truthy(values)
+        What the report draws: a budget's fitted profile, the frontier runs, the compute
+        budgets, which rows are diverged (isoflop_parabola: an older fits.json's parabola).
     Columns, FitError(ValueError)
         Which CSV columns hold N, D, C and the loss; every problem with the input (`main`
         prints it on one line and returns 2).
@@ -31,15 +32,16 @@ All fits work on log loss. Modules, each importing only from those above it:
 
     runs           the table: Columns, Runs, load_runs, budgets, distinct, FitError
     solver         a batched Levenberg-Marquardt (K problems, one per bootstrap resample)
+    allocation     the table's FLOP count C = c(N) N D; numerical compute-optimal allocation
     power          L = E + A x^-alpha (or k x^-alpha): formula, estimator, warnings
     chinchilla     L = E + A/N^alpha + B/D^beta: formula, grid, estimator, allocation
     kaplan         L = ((N_c/N)^(alpha_N/alpha_D) + D_c/D)^alpha_D: formula, estimator
-    isoflop        Approach 2: a parabola per budget, N_opt and D_opt against C
+    isoflop        Approach 2 (Porian et al. 2024): Akima argmin per budget under noise draws
     frontier       Approach 1: the compute frontier and its N, D lines
     laws           the catalogue: Law, make_law, support, fit_once (dispatch to a family)
     predict        predict and optimal_allocation from a fits.json entry
-    bootstrap      resamples and expanded-percentile intervals
-    extrapolation  refit without the largest compute, predict it
+    bootstrap      resamples and percentile intervals with expanded tails
+    extrapolation  refit without the largest compute, predict it with a 95% interval
     entry          fit_law: one law -> one fits.json entry
     table          fit_table, to_json, write_fits
     cli            the command line (main)
@@ -47,7 +49,7 @@ All fits work on log loss. Modules, each importing only from those above it:
 
 from ladder.fit.cli import main
 from ladder.fit.frontier import frontier_mask
-from ladder.fit.isoflop import isoflop_parabola
+from ladder.fit.isoflop import isoflop_curve, isoflop_parabola
 from ladder.fit.predict import optimal_allocation, predict
 from ladder.fit.runs import Columns, FitError, budgets, truthy
 from ladder.fit.table import fit_table
@@ -58,6 +60,7 @@ __all__ = [
     "budgets",
     "fit_table",
     "frontier_mask",
+    "isoflop_curve",
     "isoflop_parabola",
     "main",
     "optimal_allocation",

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ladder.fit.allocation import ComputeModel, allocate, allocation_lines, compute_model
 from ladder.fit.runs import Runs
 from ladder.fit.solver import HUBER_DELTA, minimise, rho
 
@@ -169,9 +170,10 @@ def chinchilla_warnings(params: dict, L: np.ndarray) -> list[str]:
 
 
 def chinchilla_allocation(p: dict, c: float = 6.0) -> dict:
-    """Minimise E + A/N^alpha + B/D^beta subject to c N D = C:
+    """Minimise E + A/N^alpha + B/D^beta subject to c N D = C, c constant:
     N_opt = G (C/c)^a, D_opt = (C/c)^b / G, G = (alpha A / (beta B))^(1/(alpha+beta)),
-    a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022, eq. 4)."""
+    a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022, eq. 4). The closed
+    form for C = 6ND; `chinchilla_allocation_lines` minimises under the study's own count."""
     al, be = np.asarray(p["alpha"]), np.asarray(p["beta"])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         logG = (np.log(al * p["A"]) - np.log(be * p["B"])) / (al + be)
@@ -186,8 +188,66 @@ def chinchilla_allocation(p: dict, c: float = 6.0) -> dict:
     return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
 
 
+def _batched(p: dict) -> dict:
+    """Parameters as (K, 1, 1) arrays, to broadcast over (K, compute values, grid)."""
+    return {k: np.asarray(p[k], dtype=float).reshape(-1, 1, 1) for k in CHINCHILLA_NAMES}
+
+
+CHINCHILLA_NAMES = ("E", "A", "B", "alpha", "beta")
+
+
+def chinchilla_optimum(p: dict, C, model: ComputeModel) -> tuple[np.ndarray, np.ndarray]:
+    """(N_opt, D_opt) at compute C minimising the law under C = c(N) N D, for one parameter
+    set `p` (floats) and an array of C."""
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    q = _batched(p)
+    lN = allocate(lambda n, d: chinchilla_loss(q, n, d), C, model, _start(q, model, np.log(C)))
+    lN = lN[0]
+    return np.exp(lN), C / (model.c(lN) * np.exp(lN))
+
+
+def _start(q: dict, model: ComputeModel, lC: np.ndarray) -> np.ndarray:
+    """The 6ND closed form at c = the study's median c: ln N to start the search from."""
+    c = float(np.median(np.exp(model.lc)))
+    al, be = q["alpha"][:, :, 0], q["beta"][:, :, 0]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        logG = (np.log(al * q["A"][:, :, 0]) - np.log(be * q["B"][:, :, 0])) / (al + be)
+        start = logG + be / (al + be) * (lC[None, :] - math.log(c))
+    return np.where(np.isfinite(start), start, np.nan_to_num(start, nan=0.0))
+
+
+def chinchilla_allocation_lines(
+    p: dict, model: ComputeModel, C_range: tuple[float, float]
+) -> dict[str, np.ndarray]:
+    """For K parameter sets: a, k_N, b, k_D of the allocation lines fitted over C_range under
+    the study's FLOP count, and N_opt, D_opt and tokens per parameter at its top."""
+    q = _batched(p)
+    return allocation_lines(
+        lambda n, d: chinchilla_loss(q, n, d), model, C_range, lambda lC: _start(q, model, lC)
+    )
+
+
 def chinchilla_allocation_entry(runs: Runs, params: dict) -> dict:
-    """A chinchilla entry's "optimal_allocation", for the table's own compute convention:
-    C = c N D with c the median FLOPs per parameter per token (6 when C was derived as 6ND)."""
-    c = float(np.median(runs.C / (runs.N * runs.D))) if runs.C is not None else 6.0
-    return {**chinchilla_allocation(params, c), "flops_per_param_token": c}
+    """A chinchilla entry's "optimal_allocation": the lines N_opt = k_N C^a, D_opt = k_D C^b
+    fitted over the table's compute range, with C counted as the table counts it (c(N) of
+    the runs; 6 when C was derived as 6ND), and the optimum at the table's largest C."""
+    model = compute_model(runs)
+    C_range = (float(runs.C.min()), float(runs.C.max()))
+    lines = chinchilla_allocation_lines(params, model, C_range)
+    one = {k: float(v[0]) for k, v in lines.items()}
+    return {
+        "a": one["a"],
+        "b": one["b"],
+        "k_N": one["k_N"],
+        "k_D": one["k_D"],
+        "C_range": list(C_range),
+        "at_C_max": {
+            "C": C_range[1],
+            "N_opt": one["N_at_C_max"],
+            "D_opt": one["D_at_C_max"],
+            "tokens_per_param": one["tokens_per_param"],
+        },
+        "flops_per_param_token": float(np.median(np.exp(model.lc))),
+        "compute": model.to_json(),
+        "method": "numerical minimum of the fitted law at fixed C under the table's FLOP count",
+    }

@@ -11,6 +11,7 @@ import sys
 
 import pandas as pd
 
+from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError
 from ladder.fit.table import fit_table, to_json, write_fits
@@ -91,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
         help="runs within a factor 1+TOL in compute share a budget (isoflop; default 0.25)",
     )
     ap.add_argument(
+        "--isoflop-method",
+        choices=list(ISOFLOP_METHODS),
+        default=ISOFLOP_METHODS[0],
+        help="isoflop: each budget's minimum from an Akima interpolant of log loss in log N "
+        "(Porian et al. 2024; default) or a parabola (bracketed budgets only)",
+    )
+    ap.add_argument(
+        "--loss-noise",
+        type=float,
+        default=None,
+        metavar="NATS",
+        help="isoflop: the runs' loss noise (sd, nats) for the optima's spread; default: "
+        "estimated from the runs",
+    )
+    ap.add_argument(
         "--out",
         metavar="FITS.json",
         default=None,
@@ -112,6 +128,8 @@ def main(argv: list[str]) -> int:
             args.bootstrap,
             args.seed,
             args.budget_tol,
+            args.isoflop_method,
+            args.loss_noise,
         )
     except FitError as e:
         print(f"ladder fit: error: {e}", file=sys.stderr)

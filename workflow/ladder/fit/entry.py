@@ -8,33 +8,45 @@ import math
 
 import numpy as np
 
-from ladder.fit.bootstrap import intervals
+from ladder.fit.bootstrap import N_SAMPLES, intervals
 from ladder.fit.chinchilla import chinchilla_allocation_entry, chinchilla_warnings
 from ladder.fit.extrapolation import extrapolation
 from ladder.fit.frontier import frontier_allocation, on_frontier
-from ladder.fit.isoflop import isoflop_allocation
+from ladder.fit.isoflop import (
+    METHODS as ISOFLOP_METHODS,
+)
+from ladder.fit.isoflop import (
+    fit_isoflop,
+    isoflop_allocation,
+    isoflop_ci,
+    isoflop_draw_samples,
+)
 from ladder.fit.kaplan import kaplan_warnings
 from ladder.fit.laws import Law, first_row, fit_once
 from ladder.fit.power import power_warnings
 from ladder.fit.predict import predict
-from ladder.fit.runs import VARIABLES, FitError, Runs, budgets
+from ladder.fit.runs import VARIABLES, FitError, Runs
 
 
 def fit_law(
-    law: Law, runs: Runs, bootstrap: int = 1000, seed: int = 0, budget_tol: float = 0.25
+    law: Law,
+    runs: Runs,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    budget_tol: float = 0.25,
+    isoflop_method: str = "akima",
+    loss_noise: float | None = None,
 ) -> dict:
     """Fit one law to runs that support it and build its fits.json entry."""
+    if law.law == "isoflop":
+        return _isoflop_entry(law, runs, bootstrap, seed, budget_tol, isoflop_method, loss_noise)
     params, objective, state = fit_once(law, runs, np.ones((1, len(runs))), None, budget_tol)
     best = first_row(params)
     if any(math.isnan(best[name]) for name in law.names):
-        raise FitError(
-            f"cannot fit {law.key}: no fit (fewer than 2 budgets have a loss minimum)"
-            if law.law == "isoflop"
-            else f"cannot fit {law.key}: the fit diverged"
-        )
+        raise FitError(f"cannot fit {law.key}: the fit diverged")
     entry = _head(law, runs, best)
-    residuals, rows, n_points = _residuals(law, runs, entry, state, budget_tol)
-    allocation, warnings = _allocation(law.law, runs, best, state)
+    residuals, rows, n_points = _residuals(law, runs, entry)
+    allocation, warnings = _allocation(law, runs, best)
     entry.update(
         {
             "ci95": {},
@@ -43,15 +55,16 @@ def fit_law(
             "objective_kind": law.objective_kind,
             "residuals_log": [float(v) for v in residuals],
             "rows": rows,
-            "extrapolation": extrapolation(law, runs, budget_tol, state),
+            "extrapolation": extrapolation(law, runs, budget_tol, bootstrap, seed),
             "optimal_allocation": allocation,
             "samples": [],
             "bootstrap": {
                 "resamples": bootstrap,
                 "used": 0,
                 "seed": seed,
-                "method": "expanded percentile; runs resampled with replacement"
-                + (" within each budget" if law.law == "isoflop" else ""),
+                "method": "percentile interval with tails expanded to "
+                "sqrt(n/(n-p)) t(n-p) (Hesterberg 2015's expanded percentile, p parameters); "
+                "runs resampled with replacement",
             },
         }
     )
@@ -63,6 +76,63 @@ def fit_law(
         warnings += boot["warnings"]
     entry["warnings"] = warnings
     return entry
+
+
+def _isoflop_entry(
+    law: Law, runs: Runs, draws: int, seed: int, tol: float, method: str, noise: float | None
+) -> dict:
+    """Approach 2 (ladder.fit.isoflop): its interval comes from noise draws, not resampling,
+    and the other method's exponent is recorded beside it as a sensitivity check."""
+    try:
+        fitted = fit_isoflop(runs, tol, method, draws, seed, noise)
+    except FitError as e:
+        raise FitError(f"cannot fit {law.key}: {e}") from None
+    entry = _head(law, runs, fitted.params)
+    entry["method"] = method
+    allocation, warnings = isoflop_allocation(runs, fitted)
+    used = fitted.used
+    options = {"full": fitted, "method": method, "draws": draws, "seed": seed, "noise": noise}
+    entry.update(
+        {
+            "ci95": isoflop_ci(fitted),
+            "n_points": int(sum(len(m["profile"].members) for m in used)),
+            "objective": fitted.objective(),
+            "objective_kind": law.objective_kind,
+            "residuals_log": [float(v) for v in fitted.residuals()],
+            "rows": [f"C={math.exp(m['profile'].lC):.3g}" for m in used],
+            "extrapolation": extrapolation(law, runs, tol, isoflop=options),
+            "optimal_allocation": allocation,
+            "sensitivity": _other_method(runs, tol, method, draws, seed, noise),
+            "samples": isoflop_draw_samples(fitted, N_SAMPLES),
+            "bootstrap": {
+                "resamples": draws,
+                "used": len(fitted.draws.get("a", [])),
+                "seed": seed,
+                "method": "percentile interval of the weighted fit to each noise draw of the "
+                "budgets' minima (Porian et al. 2024); point estimate: the fit to each "
+                "budget's median minimum",
+            },
+            "warnings": list(runs.warnings) + warnings,
+        }
+    )
+    return entry
+
+
+def _other_method(runs: Runs, tol: float, method: str, draws: int, seed: int, noise) -> dict:
+    """The exponents by the other isoflop method: how much the answer depends on it."""
+    other = next(m for m in ISOFLOP_METHODS if m != method)
+    try:
+        fitted = fit_isoflop(runs, tol, other, draws, seed, noise)
+    except FitError as e:
+        return {"isoflop_method": other, "skipped": str(e)}
+    ci = isoflop_ci(fitted)
+    return {
+        "isoflop_method": other,
+        "a": fitted.params["a"],
+        "b": fitted.params["b"],
+        "ci95": {k: ci[k] for k in ("a", "b") if k in ci},
+        "budgets_used": len(fitted.used),
+    }
 
 
 def _head(law: Law, runs: Runs, best: dict[str, float]) -> dict:
@@ -81,31 +151,21 @@ def _head(law: Law, runs: Runs, best: dict[str, float]) -> dict:
     return entry
 
 
-def _residuals(
-    law: Law, runs: Runs, entry: dict, minima, tol: float
-) -> tuple[np.ndarray, list[str], int]:
-    """(log residuals, what each belongs to, runs behind the fit). Per run for the loss laws
-    (frontier: its runs only); per budget for isoflop, whose fit is of ln N_opt on ln C."""
-    if law.law == "isoflop":
-        p = entry["params"]
-        lC = np.array([m["lC"] for m in minima])
-        residuals = np.array([m["t_opt"] for m in minima]) - (np.log(p["k_N"]) + p["a"] * lC)
-        used = np.isin(budgets(runs.C, tol), [m["budget"] for m in minima])
-        return residuals, [f"C={math.exp(c):.3g}" for c in lC], int(used.sum())
+def _residuals(law: Law, runs: Runs, entry: dict) -> tuple[np.ndarray, list[str], int]:
+    """(log residuals, what each belongs to, runs behind the fit): per run (frontier: its runs
+    only)."""
     residuals = np.log(runs.loss) - np.log(predict(entry, N=runs.N, D=runs.D, C=runs.C))
     on = on_frontier(runs) if law.law == "frontier" else np.ones(len(runs), dtype=bool)
     rows = [r for r, o in zip(runs.ids, on, strict=True) if o]
     return residuals[on], rows, int(on.sum())
 
 
-def _allocation(law: str, runs: Runs, params: dict, state) -> tuple[dict | None, list[str]]:
-    """The entry's "optimal_allocation" (N_opt = k_N C^a, D_opt = k_D C^b) and its warnings
-    (`state`: isoflop's per-budget minima); None for the laws that have none."""
-    if law == "chinchilla":
+def _allocation(law: Law, runs: Runs, params: dict) -> tuple[dict | None, list[str]]:
+    """The entry's "optimal_allocation" (N_opt = k_N C^a, D_opt = k_D C^b) and its warnings;
+    None for the laws that have none."""
+    if law.law == "chinchilla":
         return chinchilla_allocation_entry(runs, params), []
-    if law == "isoflop":
-        return isoflop_allocation(runs, params, state)
-    if law == "frontier":
+    if law.law == "frontier":
         return frontier_allocation(runs)
     return None, []
 

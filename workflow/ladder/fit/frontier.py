@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ladder.fit.runs import Runs, distinct, points
+from ladder.fit.runs import Runs, distinct, one_ratio, points
 
 
 def frontier_mask(C: np.ndarray, L: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -50,8 +50,9 @@ def _frontier_allocation_trivial(runs: Runs, on: np.ndarray) -> str | None:
     """Why the frontier's N and D slopes would say nothing about the runs, or None.
 
     On a ladder with one token count every run's compute grows with N alone, so its frontier
-    has N_opt ∝ C^1 and D_opt ∝ C^0 by construction (one model size: the reverse): the slopes
-    describe the design, not a result, and are not reported."""
+    has N_opt ∝ C^1 and D_opt ∝ C^0 by construction (one model size: the reverse); on a ladder
+    whose every size has one token count (D ∝ N, say) the frontier follows that path. The
+    slopes describe the design, not a result, and are not reported."""
     if runs.N is None or runs.D is None:
         return "the table has no params or tokens column"
     for var, grows, fixed in (("tokens", "N", "D"), ("params", "D", "N")):
@@ -62,6 +63,17 @@ def _frontier_allocation_trivial(runs: Runs, on: np.ndarray) -> str | None:
                 f"{grows}_opt ∝ C^1 and {fixed}_opt ∝ C^0 by design, not as a result "
                 "(it takes runs that trade N against D at equal compute, e.g. an IsoFLOP design)"
             )
+    found = one_ratio(runs)
+    if found is not None:
+        return (
+            f"every run has D = {found[1]:.3g} x {found[0]} (one tokens-per-parameter line), so "
+            "the frontier's N and D grow along that line by design, not as a result"
+        )
+    if all(distinct(runs.D[runs.N == n]) < 2 for n in np.unique(runs.N)):
+        return (
+            "each model size was trained on one token count, so the frontier's N and D are the "
+            "design's own path read back (it takes several token counts per size)"
+        )
     if distinct(runs.C[on]) < 2:
         return "the frontier runs share one compute value"
     return None

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladder.fit.chinchilla import fit_chinchilla
+from ladder.fit.allocation import compute_model
+from ladder.fit.chinchilla import chinchilla_allocation_lines, fit_chinchilla
 from ladder.fit.frontier import frontier_mask, on_frontier
-from ladder.fit.isoflop import fit_isoflop, usable_budgets
+from ladder.fit.isoflop import usable_budgets
 from ladder.fit.kaplan import fit_kaplan
 from ladder.fit.power import fit_power
-from ladder.fit.runs import VARIABLES, FitError, Runs, budgets, distinct
+from ladder.fit.runs import VARIABLES, FitError, Runs, distinct, one_ratio
 
 LAWS = ("power", "chinchilla", "kaplan", "isoflop", "frontier")  # the --law choices
 
@@ -58,7 +59,7 @@ def make_law(name: str, x: str = "params", offset: bool = True) -> Law:
             "L = E + A / N^alpha + B / D^beta",
             ["E", "A", "B", "alpha", "beta"],
             ("params", "tokens"),
-            derived=("a", "b"),
+            derived=("a", "b", "tokens_per_param"),
             objective_kind="sum of Huber(delta=1e-3) of residuals of log L",
         )
     if name == "kaplan":
@@ -78,7 +79,7 @@ def make_law(name: str, x: str = "params", offset: bool = True) -> Law:
             "N_opt = k_N * C^a, D_opt = k_D * C^b",
             ["a", "b", "k_N", "k_D"],
             ("params", "tokens", "compute"),
-            objective_kind="sum of squared residuals of ln N_opt against ln C",
+            objective_kind="sum of squared residuals of ln N_opt against ln C, weighted 1/sd^2",
         )
     if name == "frontier":
         return Law(
@@ -113,10 +114,9 @@ def support(law: Law, runs: Runs, tol: float = 0.25) -> str | None:
             # with (almost) no residual degrees of freedom every bootstrap resample that
             # fits at all reproduces the same runs: intervals would be zero-width, not small
             return f"{len(runs)} runs for {n_params} parameters (needs {n_params + 2})"
-        # D ∝ N (one tokens-per-parameter ratio) leaves N's and D's terms unidentifiable:
-        # any split of the decline between them fits equally well
-        if distinct(runs.D / runs.N) < 2:
-            return "every run has the same tokens per parameter, so N and D cannot be told apart"
+        reason = unidentified(runs)
+        if reason is not None:
+            return reason
     elif law.law == "isoflop":
         found = usable_budgets(runs, tol)
         if found < 2:
@@ -132,18 +132,35 @@ def support(law: Law, runs: Runs, tol: float = 0.25) -> str | None:
     return None
 
 
+def unidentified(runs: Runs) -> str | None:
+    """Why N's and D's terms of a two-variable law cannot be told apart on these runs (every
+    run on one tokens-per-parameter line, under any of the table's parameter counts), or None.
+    """
+    found = one_ratio(runs)
+    if found is None:
+        return None
+    name, ratio = found
+    return (
+        f"every run has D = {ratio:.3g} x {name} (one tokens-per-parameter line), so the law's "
+        "N and D terms cannot be told apart and no compute-optimal allocation follows"
+    )
+
+
 def fit_once(law: Law, runs: Runs, w: np.ndarray, warm=None, tol: float = 0.25):
     """Batched fit of one law: (params as arrays over the rows of w, objective, state), where
-    state warm-starts the bootstrap (and is the per-budget minima for isoflop)."""
+    state warm-starts the bootstrap. (isoflop has its own estimator: ladder.fit.isoflop.)"""
     if law.law == "power":
         p, F = fit_power(runs.var(law.x), runs.loss, w, law.offset, warm)
         return p, F, p.get("_theta", [None])[0]
     if law.law == "chinchilla":
-        return fit_chinchilla(runs.N, runs.D, runs.loss, w, warm)
+        p, F, state = fit_chinchilla(runs.N, runs.D, runs.loss, w, warm)
+        # a, b and tokens per parameter of the allocation under the table's own FLOP count
+        C_range = (float(runs.C.min()), float(runs.C.max()))
+        lines = chinchilla_allocation_lines(p, compute_model(runs), C_range)
+        p.update({name: lines[name] for name in law.derived})
+        return p, F, state
     if law.law == "kaplan":
         return fit_kaplan(runs.N, runs.D, runs.loss, w, warm)
-    if law.law == "isoflop":
-        return fit_isoflop(runs.N, runs.D, runs.C, runs.loss, budgets(runs.C, tol), w)
     if law.law == "frontier":
         on = frontier_mask(runs.C, runs.loss, w)
         p, F = fit_power(runs.C, runs.loss, w * on, True, warm)

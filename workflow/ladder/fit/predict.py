@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ladder.fit.chinchilla import chinchilla_allocation, chinchilla_loss
+from ladder.fit.allocation import ComputeModel
+from ladder.fit.chinchilla import chinchilla_allocation, chinchilla_loss, chinchilla_optimum
 from ladder.fit.kaplan import kaplan_loss
 from ladder.fit.laws import LAWS
 from ladder.fit.power import power_loss
@@ -57,9 +58,17 @@ def predict(law: str | dict, params: dict | None = None, N=None, D=None, C=None)
 
 def optimal_allocation(entry: dict, C, params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Compute-optimal (N_opt, D_opt) at compute C from a chinchilla, isoflop or frontier entry;
-    `params` may be one of a chinchilla or isoflop entry's bootstrap "samples"."""
+    `params` may be one of a chinchilla or isoflop entry's bootstrap "samples". Chinchilla's is
+    the fitted law's minimum at fixed C under the table's own FLOP count (its allocation's
+    "compute"); a fits.json written before that was recorded uses the closed form for
+    C = c N D with its "flops_per_param_token" c."""
     C = np.asarray(C, dtype=float)
     alloc = entry.get("optimal_allocation") or {}
+    if entry.get("law") == "chinchilla" and "compute" in alloc:
+        N, D = chinchilla_optimum(
+            params or entry["params"], C.ravel(), ComputeModel.from_json(alloc["compute"])
+        )
+        return N.reshape(C.shape), D.reshape(C.shape)
     if entry.get("law") == "chinchilla" and params is not None:
         alloc = chinchilla_allocation(params, alloc.get("flops_per_param_token", 6.0))
     elif entry.get("law") == "isoflop" and params is not None:

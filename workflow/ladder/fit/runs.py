@@ -16,6 +16,9 @@ import pandas as pd
 
 VARIABLES = {"params": "N", "tokens": "D", "compute": "C"}  # column role -> symbol in a law
 FLAGS = {"params": "--params-col", "tokens": "--tokens-col", "compute": "--compute-col"}
+# runs.csv's parameter counts (ladder.model): a design that scales tokens with any of them is
+# a design in one variable (flops_per_token / 6 is the count Porian et al. 2024 call effective)
+PARAM_COUNTS = ("params_total", "params_non_embedding", "params_with_head", "flops_per_token")
 
 
 class FitError(ValueError):
@@ -44,6 +47,9 @@ class Runs:
     columns: dict[str, str]  # variable -> the column it came from ("6*N*D" for derived C)
     warnings: list[str] = field(default_factory=list)
     loss_column: str = "loss_nats"
+    # every parameter count the table has (column -> values), the fit's N among them: a design
+    # is judged against each, since a ladder may scale D with a count the fit does not use
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.loss)
@@ -65,6 +71,7 @@ class Runs:
             self.columns,
             list(self.warnings),
             self.loss_column,
+            {name: v[keep] for name, v in self.counts.items()},
         )
 
 
@@ -125,7 +132,14 @@ def load_runs(df: pd.DataFrame, columns: Columns, need: set[str]) -> Runs:
             )
     kept = [i for i, k in zip(ids, keep, strict=True) if k]
     N, D, C = arrays["params"], arrays["tokens"], arrays["compute"]
-    return Runs(loss, N, D, C, kept, sources, warnings, columns.loss)
+    counts = {} if N is None else {sources["params"]: N}
+    for name in PARAM_COUNTS:
+        if name in df.columns and name not in counts:
+            values = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)[keep]
+            if (np.isfinite(values) & (values > 0)).all():
+                per_token = name == "flops_per_token"  # 6 FLOPs per parameter per token
+                counts[name + ("/6" if per_token else "")] = values / 6 if per_token else values
+    return Runs(loss, N, D, C, kept, sources, warnings, columns.loss, counts)
 
 
 def _listed(df: pd.DataFrame) -> str:
@@ -207,6 +221,19 @@ def distinct(a: np.ndarray) -> int:
     to whole batches differ by a hair, and a law in a variable spanning 1% is not a law."""
     la = np.sort(np.log(a))
     return int(1 + (np.diff(la) > math.log1p(DISTINCT_RTOL)).sum()) if len(la) else 0
+
+
+def one_ratio(runs: Runs) -> tuple[str, float] | None:
+    """(column, D/N) when every run has the same tokens per parameter (at DISTINCT_RTOL) under
+    one of the table's parameter counts, else None. On such a ladder N and D move together:
+    L(N, D) = E + A/N^alpha + B/D^beta is two power laws of one variable, and which term is
+    N's and which D's -- hence any compute-optimal allocation -- is not identified."""
+    if runs.D is None:
+        return None
+    for name, count in runs.counts.items():
+        if len(runs) and distinct(runs.D / count) < 2:
+            return name, float(np.median(runs.D / count))
+    return None
 
 
 def points(runs: Runs, idx: np.ndarray) -> list[dict]:

@@ -1,7 +1,7 @@
 """Compute-optimal allocation: the compute frontier (rungs, their lower envelope, the frontier
 law, Chinchilla's loss at its optimal N and D) beside N_opt and D_opt from every law that
-estimates them; the IsoFLOP profiles with the parabolas ladder.fit fitted, their minima and the
-minima's power laws in compute.
+estimates them; the IsoFLOP profiles with the curves ladder.fit fitted (Akima interpolants or
+parabolas), their minima and the minima's power laws in compute.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 
 from ladder import fit
+from ladder.fit.allocation import ComputeModel
 from ladder.report.figure import (
     LOSS_LABEL,
     clamp_loss_axis,
@@ -115,11 +116,11 @@ def _allocation_panel(ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> Non
 
 
 # --------------------------------------------------------------------------------------------
-# IsoFLOP profiles: the parabolas ladder fit fitted, their minima, and N_opt, D_opt(C)
+# IsoFLOP profiles: the curves ladder fit fitted, their minima, and N_opt, D_opt(C)
 
 
 def plot_isoflop(study: Study):
-    """Loss vs N within each compute budget with the parabola fit.py fitted to it and its
+    """Loss vs N within each compute budget with the profile ladder.fit fitted to it and its
     minimum; the minima's N_opt and D_opt against compute and their power laws."""
     fig, (ax, ax2) = new_figure(2)
     entry = study.law("isoflop")
@@ -142,7 +143,7 @@ def plot_isoflop(study: Study):
 
 def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -> None:
     """Loss vs N of the runs in each compute budget, coloured by budget, with the budget's
-    fitted parabola (or, without stored parabolas, the Chinchilla law) and its minimum."""
+    fitted profile (or, without stored runs per budget, the Chinchilla law) and its minimum."""
     C, L, N = study.values("compute"), study.values_loss(), study.values("params")
     labels = fit.budgets(C[ok], float(study.fit_meta.get("budget_tol", 0.25)))
     lC = np.array([np.log(C[ok][labels == g]).mean() for g in np.unique(labels)])
@@ -153,18 +154,19 @@ def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -
     def colour(c: float):
         return cmap(norm(c))
 
-    parabolas = any("parabola" in m and m.get("points") for m in minima)
+    curves = any(m.get("points") for m in minima)
     for g in np.unique(labels):
         members = np.flatnonzero(ok)[labels == g]
         members = members[np.argsort(N[members])]
         # the runs, joined only when there is no fitted curve to show their shape
-        style = dict(ms=5, mec="k", mew=0.4, lw=0.8, ls="none" if parabolas else "-")
+        style = dict(ms=5, mec="k", mew=0.4, lw=0.8, ls="none" if curves else "-")
         ax.plot(N[members], L[members], marker="o", color=colour(np.exp(lC[g])), **style)
-    if parabolas:
+    if curves:
         for i, m in enumerate(minima):
-            if "parabola" in m and m.get("points"):
-                _draw_parabola(ax, m, colour(m["C"]), gid=f"isoflop-parabola-{i}")
-        ax.plot([], [], color="0.4", lw=1.4, label="parabola fitted to the budget's window")
+            if m.get("points"):
+                _draw_curve(ax, m, colour(m["C"]), gid=f"isoflop-curve-{i}")
+        kind = "parabola" if any("parabola" in m for m in minima) else "Akima interpolant"
+        ax.plot([], [], color="0.4", lw=1.4, label=f"{kind} of each budget (the fitted profile)")
     else:
         _chinchilla_along_budgets(ax, study, np.flatnonzero(ok), labels, np.exp(lC), colour)
     _draw_minima(ax, minima, colour)
@@ -174,14 +176,16 @@ def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -
     legend(ax, fontsize=7)
 
 
-def _draw_parabola(ax, m: dict, colour, gid: str) -> None:
-    """One budget's parabola from fits.json: solid over the sizes it was fitted on, dashed out
-    to its vertex where that lies beyond them, so the minimum's star sits on the curve."""
+def _draw_curve(ax, m: dict, colour, gid: str) -> None:
+    """One budget's fitted profile from fits.json (fit.isoflop_curve: the Akima interpolant
+    through its runs, or its parabola), over the sizes it was fitted on; a parabola is dashed
+    out to its vertex where that lies beyond them, so the minimum's star sits on the curve."""
     fitted = [p["N"] for p in m["points"]]
     lo, hi = min(fitted), max(fitted)
-    ends = min(lo, m["N_opt"]), max(hi, m["N_opt"])
+    ends = (min(lo, m["N_opt"]), max(hi, m["N_opt"])) if "parabola" in m else (lo, hi)
     xs = np.unique(np.concatenate([np.geomspace(*ends, 100), [lo, hi, m["N_opt"]]]))
-    ys = fit.isoflop_parabola(m, xs)
+    xs = xs[(xs >= ends[0]) & (xs <= ends[1])]
+    ys = fit.isoflop_curve(m, xs)
     inside = (xs >= lo) & (xs <= hi)
     ax.plot(xs[inside], ys[inside], color=colour, lw=1.4, gid=gid)
     for beyond in (xs <= lo, xs >= hi):
@@ -190,41 +194,52 @@ def _draw_parabola(ax, m: dict, colour, gid: str) -> None:
 
 
 def _chinchilla_along_budgets(ax, study: Study, idx, labels, budget_C, colour) -> None:
-    """The fallback for a fits.json without parabolas (written before they were stored, or
-    with no isoflop fit): the fitted Chinchilla law along each budget's line D = C / (c N)."""
+    """The fallback for a fits.json without per-budget curves (written before they were
+    stored, or with no isoflop fit): the fitted Chinchilla law along each budget's line
+    D = C / (c(N) N), in the table's own FLOP count where fits.json records it."""
     chin = study.law("chinchilla")
     if chin is None:
         return
-    c_per = (chin.get("optimal_allocation") or {}).get("flops_per_param_token", 6.0)
+    alloc = chin.get("optimal_allocation") or {}
+    if "compute" in alloc:
+        c_per = ComputeModel.from_json(alloc["compute"]).c
+    else:
+        c_value = alloc.get("flops_per_param_token", 6.0)
+
+        def c_per(lN):
+            return c_value
+
     N = study.values("params")
     for g in np.unique(labels):
         members = idx[labels == g]
         if len(members) < 3:
             continue
         ns = np.geomspace(N[members].min() / 1.3, N[members].max() * 1.3, 80)
-        loss = fit.predict(chin, N=ns, D=budget_C[g] / (c_per * ns))
+        loss = fit.predict(chin, N=ns, D=budget_C[g] / (c_per(np.log(ns)) * ns))
         ax.plot(ns, loss, color=colour(budget_C[g]), lw=1.2, alpha=0.7)
     ax.plot([], [], color="0.4", lw=1.2, label="Chinchilla law along each budget")
 
 
 def _draw_minima(ax, minima: list[dict], colour) -> None:
-    """Each budget's fitted minimum as a star; hollow and red-edged when it lies outside the
-    sizes the budget sampled (its N_opt is extrapolated)."""
+    """Each budget's fitted minimum as a star; hollow and red-edged when the budget was not
+    used (its minimum lies at or beyond the ends of the sizes it sampled)."""
     for m in minima:
-        inside = m.get("in_range", True)
+        inside = m.get("used", m.get("in_range", True))
         face, edge = (colour(m["C"]), "k") if inside else ("w", "r")
         ax.scatter(
             [m["N_opt"]], [m["loss"]], marker="*", s=160, zorder=4, lw=1, color=face, edgecolor=edge
         )
     if minima:
         ax.scatter([], [], marker="*", s=120, color="0.5", edgecolor="k", label="fitted minimum")
-    if any(not m.get("in_range", True) for m in minima):
-        label = "minimum outside the sampled sizes"
+    if any(not m.get("used", m.get("in_range", True)) for m in minima):
+        label = "budget dropped: minimum at an end of its sizes"
         ax.scatter([], [], marker="*", s=120, color="w", edgecolor="r", label=label)
 
 
 def _isoflop_lines(ax, study: Study, entry: dict, minima: list[dict]) -> None:
-    """The minima's N_opt and D_opt against compute, with the fitted power laws and bands."""
+    """The minima's N_opt and D_opt against compute, with the fitted power laws and bands
+    (the budgets the fit used; dropped ones are on the profiles panel)."""
+    minima = [m for m in minima if m.get("used", True)] or minima
     Cm = np.array([m["C"] for m in minima])
     target = study.target[1] if study.target and study.target[0] == "compute" else 0
     grid = np.geomspace(Cm.min() / 2, max(Cm.max(), target) * 2, 80)

@@ -108,12 +108,14 @@ def section_laws(study: Study) -> str:
 
 def section_allocation(study: Study) -> str:
     """N_opt and D_opt at the largest sampled compute (and the target), and the exponents, from
-    every law that estimates them; the others are named with the reason."""
+    every law that estimates them; the others are named with the reason. The design's
+    identifiability, the FLOP count the allocations are in, and the IsoFLOP method's
+    sensitivity come first and last."""
     C = study.finished_values("compute")
     budgets = [float(C.max())] if len(C) else []
     if study.target and study.target[0] == "compute":
         budgets.append(study.target[1])
-    rows, exps, absent = [], [], []
+    rows, exps, absent, tpp = [], [], [], []
     for key, _, _ in ALLOCATORS:
         if (entry := study.allocation(key)) is None:
             absent.append(study.why_no_allocation(key))
@@ -124,18 +126,68 @@ def section_allocation(study: Study) -> str:
             + [fmt(alloc["b"]), *map(fmt, ci.get("b", [None, None]))]
         )
         rows += [_allocation_row(key, entry, c) for c in budgets]
+        if "tokens_per_param" in ci and "at_C_max" in alloc:
+            top = alloc["at_C_max"]
+            lo, hi = ci["tokens_per_param"]
+            tpp.append(
+                f"{key}: {fmt(top['tokens_per_param'])} tokens per parameter "
+                f"[{fmt(lo)}, {fmt(hi)}] at C = {fmt(top['C'])}"
+            )
+    design = study.fit_meta.get("design") or {}
+    out = design["note"] + "\n\n" if design.get("identifiable") is False else ""
     if not exps:
-        out = "No compute-optimal allocation could be estimated."
+        out += "No compute-optimal allocation could be estimated."
     else:
-        out = "N_opt = k_N C^a and D_opt = k_D C^b; at the largest sampled compute"
+        out += "N_opt = k_N C^a and D_opt = k_D C^b; at the largest sampled compute"
         out += " and at the study's target:\n\n" if len(budgets) > 1 else ":\n\n"
         out += _table(
             ["law", "flops", "N_opt", "N_opt_lo", "N_opt_hi", "D_opt", "tokens_per_param"], rows
         )
         out += "\n\n" + _table(["law", "a", "a_lo", "a_hi", "b", "b_lo", "b_hi"], exps)
+        if tpp:
+            out += "\n\n" + "; ".join(tpp) + " (95% interval)."
+        out += "\n\n" + _counting(study)
+    if (iso := study.law("isoflop")) is not None and iso.get("sensitivity"):
+        out += "\n\n" + _isoflop_sensitivity(iso)
     if absent:
         out += "\n\nNot estimated: " + "; ".join(absent) + "."
     return out
+
+
+def _counting(study: Study) -> str:
+    """One line on the FLOP count every allocation above is in."""
+    compute = study.fit_meta.get("compute") or {}
+    c = compute.get("flops_per_param_token")
+    if not c:
+        return "Compute is the runs' own FLOP count."
+    source = compute.get("column", "?")
+    spread = (
+        f"{fmt(c['median'], 3)}"
+        if abs(c["max"] - c["min"]) < 1e-9 * c["max"]
+        else f"{fmt(c['min'], 3)}-{fmt(c['max'], 3)}"
+    )
+    return (
+        f"All allocations are in the runs' own FLOP count (`{source}`): C = c(N)·N·D with "
+        f"c = {spread} FLOPs per parameter per token; Chinchilla's minimises the fitted loss "
+        "at fixed C under it, so it is comparable with IsoFLOP's and the frontier's."
+    )
+
+
+def _isoflop_sensitivity(entry: dict) -> str:
+    """The IsoFLOP exponent by the other method, as fits.json records it."""
+    method = entry.get("method", "?")
+    other = entry["sensitivity"]
+    alt = other.get("isoflop_method", "?")
+    if "skipped" in other:
+        why = other["skipped"]
+        return f"IsoFLOP method sensitivity: the {alt} method could not be fitted ({why})."
+    ci = (other.get("ci95") or {}).get("a")
+    interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+    return (
+        f"IsoFLOP method sensitivity: a = {fmt(entry['params']['a'])} by the {method} method; "
+        f"the {alt} method gives a = {fmt(other['a'])}{interval} "
+        f"({other.get('budgets_used', '?')} budgets)."
+    )
 
 
 def _allocation_row(key: str, entry: dict, C: float) -> list[str]:
@@ -146,15 +198,18 @@ def _allocation_row(key: str, entry: dict, C: float) -> list[str]:
 
 
 def section_extrapolation(study: Study) -> str:
-    rows = []
+    rows, outside = [], []
     for key, entry in study.laws.items():
         if study.law(key) is None:
             continue
         ex = entry.get("extrapolation") or {}
         if "skipped" in ex:
-            rows.append([key, "–", "–", "–", "–", "–", "skipped: " + str(ex["skipped"])])
+            rows.append([key, "–", "–", "–", "–", "–", "–", "–", "skipped: " + str(ex["skipped"])])
             continue
         for h in ex.get("held_out", []):
+            inside = h.get("inside")
+            if inside is False:
+                outside.append(f"{key} ({h['run']})")
             rows.append(
                 [
                     key,
@@ -162,16 +217,31 @@ def section_extrapolation(study: Study) -> str:
                     ex.get("quantity", "loss_nats"),
                     fmt(h["observed"]),
                     fmt(h["predicted"]),
-                    "–" if h["rel_error"] is None else fmt(100 * h["rel_error"], 3),
+                    fmt(h.get("lo")),
+                    fmt(h.get("hi")),
+                    "–" if inside is None else ("yes" if inside else "NO"),
                     f"fit on {ex.get('n_fit', '?')} runs",
                 ]
             )
-    out = "Each law refitted without the largest-compute rung(s), then asked to predict them:\n\n"
+    out = (
+        "Each law refitted without the largest-compute rung(s), then asked to predict them, with "
+        "a 95% prediction interval (a bootstrap of the refit plus its residual noise; IsoFLOP: "
+        "the refit under the noise draws plus the held-out budget's own spread). A held-out "
+        "value outside its interval is evidence against the law at that scale:\n\n"
+    )
+    header = ["law", "held_out", "quantity", "observed", "predicted", "pi_lo", "pi_hi"]
     out += (
-        _table(["law", "held_out", "quantity", "observed", "predicted", "error_pct", "note"], rows)
+        _table([*header, "inside", "note"], rows)
         if rows
         else "No extrapolation check in fits.json."
     )
+    if rows:
+        checked = sum(r[7] != "–" for r in rows)
+        out += "\n\n" + (
+            f"Outside their 95% prediction interval: {', '.join(outside)}."
+            if outside
+            else f"All {checked} held-out value(s) with an interval lie inside it."
+        )
     if study.target:
         var, value = study.target
         s = AXES[var][0]
@@ -217,41 +287,60 @@ def _sensitivity_lines(study: Study) -> list[str]:
 def _similarity_line(sim: dict) -> str:
     if "deviation" not in sim:
         return f"- not measured: {sim.get('reason', '?')}"
-    gain = 1 - sim["deviation"] / sim["deviation_raw"] if sim["deviation_raw"] > 0 else 0
-    effect = f"{gain:.0%} of the spread removed" if gain >= 0 else "rescaling adds spread"
-    return (
+    line = (
         f"- collapse deviation (mean std/mean across {len(sim['curves'])} runs over "
         f"C(t)/C in [{sim['grid'][0]:.2g}, 1]): {fmt(sim['deviation'], 3)} after "
-        f"rescaling vs {fmt(sim['deviation_raw'], 3)} before ({effect}); "
-        f"E = {fmt(sim['E'])} ({sim['E_source']})"
+        f"rescaling vs {fmt(sim['deviation_raw'], 3)} before"
     )
+    if "deviation_shuffled" in sim:
+        base = sim["deviation_shuffled"]
+        judged = (
+            "the runs' own scales collapse the curves better than other runs' do"
+            if sim["deviation"] < base
+            else "no better than rescaling by other runs' scales: no evidence of collapse"
+        )
+        line += (
+            f" and {fmt(base, 3)} when each curve is rescaled by another run's compute and "
+            f"final loss (mean of {sim['shuffles']} shuffles; the baseline): {judged}"
+        )
+    return line + f"; E = {fmt(sim['E'])} ({sim['E_source']})"
 
 
 def _independence_line(key: str, res: dict) -> str:
     if "value" not in res or "reason" in res:
         return f"- {key}: not measured ({res.get('reason', '?')})"
     parts = [f"full ladder {res['name']} = {fmt(res['value'])}"]
+    if res.get("ci95"):
+        lo, hi = res["ci95"]
+        parts[0] += f" [{fmt(lo)}, {fmt(hi)}]"
+    if res.get("boot_sd") is not None:
+        parts[0] += f", bootstrap sd {fmt(res['boot_sd'], 3)}"
     for kind, text in (
         ("windows", f"windows of {res['width']} compute levels"),
         ("loo", "one level left out"),
     ):
         if f"{kind}_std" in res:
             lo, hi = res[f"{kind}_range"]
-            parts.append(
+            part = (
                 f"{len(res[kind])} {text}: std {fmt(res[f'{kind}_std'], 3)}, "
                 f"range [{fmt(lo)}, {fmt(hi)}]"
             )
+            if f"{kind}_outside" in res:
+                part += f", {res[f'{kind}_outside']} outside the full ladder's 95% interval"
+            parts.append(part)
     return f"- {key}: " + "; ".join(parts)
 
 
 # report-side flags for a poor fit; fit.py's own warnings (parameters at bounds, minima outside
 # the sampled sizes, bootstrap failures) are listed as they are
 POOR_FIT_RMS = 0.03  # rms of ln L - ln L_fit above 3%: the law misses the runs
-POOR_EXTRAPOLATION = 0.05  # held-out rung(s) predicted more than 5% off
 
 
 def section_warnings(study: Study, sim: dict) -> str:
     lines = []
+    design = study.fit_meta.get("design") or {}
+    if design.get("identifiable") is False:
+        lines.append(f"- design: {design['note']}")
     bad = study.runs[~study.runs["ok"]]
     if len(bad):
         lines.append(f"- diverged or without a loss (excluded from fits): {', '.join(bad['rung'])}")
@@ -268,11 +357,17 @@ def section_warnings(study: Study, sim: dict) -> str:
             lines.append(
                 f"- {key}: poor fit, rms log residual {100 * rms:.3g}% (> {100 * POOR_FIT_RMS:g}%)"
             )
-        err = (entry.get("extrapolation") or {}).get("max_abs_rel_error")
-        if err is not None and err > POOR_EXTRAPOLATION:
+        ex = entry.get("extrapolation") or {}
+        missed = [h for h in ex.get("held_out", []) if h.get("inside") is False]
+        if missed:
             lines.append(
-                f"- {key}: extrapolation check misses the held-out rung(s) by up to "
-                f"{100 * err:.3g}% (> {100 * POOR_EXTRAPOLATION:g}%)"
+                f"- {key}: extrapolation check: {len(missed)} of {len(ex['held_out'])} held-out "
+                "value(s) outside the 95% prediction interval ("
+                + ", ".join(
+                    f"{h['run']}: {fmt(h['observed'])} vs [{fmt(h['lo'])}, {fmt(h['hi'])}]"
+                    for h in missed
+                )
+                + ")"
             )
     if study.curves is None:
         lines.append("- no curves.csv: learning curves and self-similarity not measured")
@@ -287,7 +382,9 @@ def render(study: Study, sim: dict, ind: dict[str, dict]) -> str:
     parts = [
         f"# Scaling-law report{': ' + name if name else ''}",
         "Every number below is read from runs.csv and fits.json (or computed from them by "
-        "ladder.fit); intervals are 95% bootstrap percentiles.",
+        "ladder.fit); intervals are 95%: bootstrap percentile intervals (tails expanded for "
+        "small samples) for the loss laws, percentiles over loss-noise draws for IsoFLOP "
+        "(docs/fitting.md).",
         "## Configuration in brief",
         section_config(study),
         "## Rungs",

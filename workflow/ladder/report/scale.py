@@ -2,6 +2,7 @@
 
     sensitivity   every exponent's interval; the local exponent -d ln L / d ln x
     similarity    learning curves rescaled by compute and reducible loss, and how well they collapse
+                  compared with rescaling by other runs' scales (a shuffled baseline)
     independence  exponents refitted on windows of compute levels and with one level left out
 
 The measurements (`exponents`, `sensitivity`, `collapse`, `independence`) feed report.md too.
@@ -203,7 +204,42 @@ def collapse(study: Study) -> dict:
             "deviation_raw": deviation(on_grid("reducible")),
         }
     )
+    out.update(_shuffled_baseline(out["curves"], lo))
     return out
+
+
+SHUFFLES = 20  # random re-pairings of the curves with other runs' scales
+
+
+def _shuffled_baseline(curves: list[dict], lo: float) -> dict:
+    """The collapse deviation a rescaling would reach by chance: each curve rescaled by another
+    run's compute and final reducible loss (a random derangement of the runs, SHUFFLES times,
+    seeded), over the same range of x where at least two curves are defined. The deviation
+    of the raw curves mostly measures how far the final losses are apart; this baseline asks
+    whether the runs' *own* scales collapse the shapes better than someone else's would."""
+    n = len(curves)
+    rng = np.random.default_rng(0)
+    grid = np.geomspace(lo, 1.0, 50)
+    values = []
+    for _ in range(SHUFFLES):
+        perm = rng.permutation(n)
+        while np.any(perm == np.arange(n)):
+            perm = rng.permutation(n)
+        ys = []
+        for c, other in zip(curves, (curves[j] for j in perm), strict=True):
+            x = c["C"] / other["C"][-1]
+            y = c["reducible"] / other["reducible"][-1]
+            ys.append(np.interp(np.log(grid), np.log(x), y, left=np.nan, right=np.nan))
+        ys = np.stack(ys)
+        ys = np.where(ys > 0, ys, np.nan)
+        both = np.sum(np.isfinite(ys), 0) >= 2
+        if both.any():
+            with np.errstate(invalid="ignore"):
+                dev = np.nanstd(ys[:, both], 0) / np.nanmean(ys[:, both], 0)
+            values.append(float(np.nanmean(dev)))
+    if not values:
+        return {}
+    return {"deviation_shuffled": float(np.mean(values)), "shuffles": len(values)}
 
 
 def _rescaled(study: Study, run: pd.Series, E: float) -> dict | str:
@@ -275,7 +311,9 @@ def independence(study: Study) -> dict[str, dict]:
     """Refit each law's exponent on sliding windows of consecutive compute levels and with one
     level left out; a scale-independent law gives the same exponent everywhere. A level is a
     compute budget (fit.budgets: runs within a factor 1 + budget_tol), i.e. a rung size in a
-    plain ladder. Spread = the standard deviation of the refitted exponents."""
+    plain ladder. A subset is refitted only if it has the law's parameters + 2 runs. Spread =
+    the standard deviation of the refitted exponents, set against the full ladder's bootstrap
+    standard deviation, and the refits outside the full ladder's 95% interval are counted."""
     runs = study.runs[study.runs["ok"]].drop(columns=["ok"]).reset_index(drop=True)
     C = study.values("compute")[study.runs["ok"].to_numpy()]
     if not len(runs) or not np.isfinite(C).all():
@@ -289,15 +327,20 @@ def independence(study: Study) -> dict[str, dict]:
         if entry is None:
             out[key] = {"reason": study.why_missing(key)}
             continue
+        need = len(entry["params"]) + 2
         res = {
             "name": name,
             "value": float(entry["params"][name]),
             "ci95": (entry.get("ci95") or {}).get(name),
+            "boot_sd": _boot_sd(entry, name),
             "width": width,
+            "min_runs": need,
             "windows": [],
             "loo": [],
         }
         for kind, at, mask in subsets:
+            if _fitted_runs(runs[mask], key, study.fit_columns()) < need:
+                continue  # a fit with < 2 residual degrees of freedom says nothing of drift
             value = _refit(runs[mask], key, entry, name, tol, study.fit_columns())
             if value is not None:
                 res[kind].append((at, value))
@@ -305,14 +348,29 @@ def independence(study: Study) -> dict[str, dict]:
     return out
 
 
+def _boot_sd(entry: dict, name: str) -> float | None:
+    """The full-ladder exponent's bootstrap standard deviation (from its stored samples)."""
+    values = [s[name] for s in entry.get("samples") or [] if s.get(name) is not None]
+    return float(np.std(values)) if len(values) >= 2 else None
+
+
+def _fitted_runs(df: pd.DataFrame, key: str, columns: fit.Columns) -> int:
+    """How many runs a refit of `key` on df would fit: all, or the frontier's."""
+    if key != "frontier":
+        return len(df)
+    C = df[columns.compute].to_numpy(dtype=float)
+    L = df[columns.loss].to_numpy(dtype=float)
+    return int(fit.frontier_mask(C, L, np.ones((1, len(df))))[0].sum())
+
+
 def _subsets(C: np.ndarray, labels: np.ndarray) -> tuple[int, list[tuple[str, float, np.ndarray]]]:
     """The window width (in levels) and the subsets to refit on: (kind, scale, mask) with kind
     "windows" or "loo" and scale the subset's (or the left-out level's) geometric-mean C."""
     levels = np.unique(labels)
     scale = np.array([np.exp(np.log(C[labels == g]).mean()) for g in levels])
-    # windows of at least 3 levels (3 sizes pin an exponent), half the ladder when longer;
-    # with 3 levels there is no window smaller than the ladder, only leave-one-out
-    width = max(3, -(-len(levels) // 2))
+    # windows of at least 5 levels (3 parameters + 2 residual degrees of freedom, with one run
+    # per level), half the ladder when longer; subsets with too few runs are skipped later
+    width = max(5, -(-len(levels) // 2))
     subsets = []
     if len(levels) > width:
         for s in _spaced(list(range(len(levels) - width + 1)), MAX_SUBSETS):
@@ -325,14 +383,22 @@ def _subsets(C: np.ndarray, labels: np.ndarray) -> tuple[int, list[tuple[str, fl
 
 
 def _summarise(res: dict, n_levels: int) -> dict:
-    """Add the spread (std and range) of each kind of refit, or why there is none."""
+    """Add the spread (std and range) of each kind of refit and how many refits fall outside
+    the full ladder's 95% interval (the reference: a drift is a change larger than the full
+    fit's own uncertainty), or why there are none."""
+    ci = res.get("ci95")
     for kind in ("windows", "loo"):
         values = [v for _, v in res[kind]]
         if len(values) >= 2:
             res[f"{kind}_std"] = float(np.std(values))
             res[f"{kind}_range"] = (min(values), max(values))
+        if values and ci:
+            res[f"{kind}_outside"] = int(sum(not ci[0] <= v <= ci[1] for v in values))
     if len(res["windows"]) + len(res["loo"]) < 2:
-        res["reason"] = f"{n_levels} compute level(s): too few subsets the law can be refitted on"
+        res["reason"] = (
+            f"{n_levels} compute level(s): too few subsets with {res['min_runs']} runs "
+            "(the law's parameters + 2) to refit on"
+        )
     return res
 
 
@@ -379,6 +445,8 @@ def plot_scale_independence(study: Study, result: dict[str, dict]):
         stds = [
             f"{k.split('_')[0]} std {res[k]:.2g}" for k in ("windows_std", "loo_std") if k in res
         ]
+        if res.get("boot_sd") is not None:
+            stds.append(f"bootstrap sd {res['boot_sd']:.2g}")
         ax.set_title(title + ("\n" + ", ".join(stds) if stds else ""), fontsize=9)
         ax.set_xscale("log")
         ax.set_xlabel(AXES["compute"][1], fontsize=8)
