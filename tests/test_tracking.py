@@ -5,7 +5,6 @@ W&B runs offline in temp folders: nothing logs in or reaches a server."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
