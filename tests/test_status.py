@@ -181,7 +181,9 @@ def test_status_before_during_and_after(tmp_path, capsys):
 
     # after: the two broken rungs fixed, the killed one resumed, the study finished
     fixed = study_config(tmp_path, {KILLED: OVERRIDES[KILLED]})
-    res = subprocess.run(snakemake_cmd(work, fixed), capture_output=True, text=True, timeout=900)
+    evals = [f"results/tiny/runs/{r}/eval.json" for r in (DIVERGES, FAILS, KILLED, PLAIN)]
+    cmd = [*snakemake_cmd(work, fixed), *evals]  # every rung; not the fits and report
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     after = S.study_status(fixed, work)
     assert {s["state"] for s in after["runs"]} == {"done"}

@@ -17,7 +17,9 @@ import pytest
 
 from ladder import fit
 from ladder import train as T
+from ladder.config import load_config
 from ladder.fit.table import write_fits
+from ladder.plan import plan, wsd_plan
 from ladder.report import cli as report_cli
 from ladder.tracking import Tracker, Tracking, continues, headline
 from tests.test_report import runs_table
@@ -254,6 +256,40 @@ def test_resumed_rung_continues_the_same_run(shards, tmp_path):
     for r in rows:
         assert history[int(r["step"])]["train/loss"] == r["loss_nats"]
         assert history[int(r["step"])]["train/lr"] == r["lr"]
+
+
+def test_wsd_segments_share_one_run_and_a_branch_has_its_own(shards, tmp_path):
+    """A WSD size's stable run is trained in segments (each continuing the last one's
+    state): one W&B run and one TensorBoard run; a cooldown branch started from a segment's
+    state is a run of its own, its curve from step 1."""
+    cfg = load_config(
+        {
+            "study": "w",
+            "tokenizer": {"vocab_size": 300},
+            "model": {"seq_len": 16, "head_dim": 8},
+            "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
+            "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
+        }
+    )
+    short, long = plan(cfg)
+    (size,) = wsd_plan(cfg, [short, long]).values()
+    stable = size["stable"]
+    study = tmp_path / "results" / "w"
+    seg1, seg2 = tmp_path / "seg1.pt", tmp_path / "seg2.pt"
+    assert train(stable, shards, study, "--stop-step", "6", "--state-out", str(seg1)) == 0
+    assert train(stable, shards, study, "--init-state", str(seg1), "--stop-step", "12",
+                 "--state-out", str(seg2)) == 0  # fmt: skip
+    assert train(long, shards, study, "--init-state", str(seg2)) == 0
+
+    segment1, segment2, branch = wandb_runs(study)
+    assert segment1["id"] == segment2["id"] != branch["id"]
+    assert segment1["run"].job_type == "wsd-stable" and branch["run"].job_type == "wsd"
+    steps = [h["_step"] for h in segment1["history"] + segment2["history"]]
+    assert steps == list(range(1, 13))
+    assert [h["_step"] for h in branch["history"]] == list(range(1, long.steps + 1))
+    tb = tensorboard_scalars(study / "tensorboard" / stable.id)
+    assert [step for step, _ in tb["train/loss"]] == list(range(1, 13))
+    assert_tensorboard_holds_the_log(study / "tensorboard" / long.id, study / "runs" / long.id)
 
 
 def test_continues_only_its_own_state():
