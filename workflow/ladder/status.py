@@ -257,6 +257,8 @@ def in_progress(st, spec, log, started, run_dir, stale_s, now) -> RunStatus:
     resumes = "resumes from its checkpoint" if ckpt else "restarts from step 0"
     if ev.end in ("diverged", "failed"):
         st.state, st.note = ev.end, ev.message
+    elif ev.end == "stopped" and started:  # a SLURM job requeued after preemption
+        st.state, st.note = "queued", f"requeued after {ev.message}; {resumes}"
     elif ev.end == "stopped":
         st.state, st.note = "stopped", f"{ev.message}; {resumes}"
     elif started or age < stale_s:
@@ -264,7 +266,9 @@ def in_progress(st, spec, log, started, run_dir, stale_s, now) -> RunStatus:
         if ev.progress:
             eta = parse_duration(ev.progress["eta"])
             st.eta_s = None if eta is None else max(0.0, eta - age)
-        else:
+        if age >= stale_s:
+            st.note = f"no log line for {_ago(age)}"
+        elif not ev.progress:
             st.note = "starting"
     else:
         st.state = "stopped"
