@@ -87,10 +87,11 @@ def test_snakemake_markers(tmp_path):
 # ----------------------------------------------------------------------------- the study
 
 
-def study_config(tmp_path: Path, overrides: dict) -> Path:
+def study_config(tmp_path: Path, overrides: dict, tools=("tensorboard", "wandb")) -> Path:
     cfg = yaml.safe_load(TINY.read_text())
     cfg["ladder"]["overrides"] = overrides
-    path = tmp_path / f"tiny-{len(overrides)}.yaml"
+    cfg["tracking"] = {"tools": list(tools)}
+    path = tmp_path / f"tiny-{len(overrides)}-{len(tools)}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -127,7 +128,14 @@ def trainer_pid(rung_id: str) -> int | None:
 
 
 @pytest.mark.slow
-def test_status_before_during_and_after(tmp_path, capsys):
+def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
+    """The tiny study with TensorBoard and W&B (offline) on, so the jobs' tracking is
+    exercised through Snakemake too: curves of every rung, a resumed rung's one W&B run."""
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("wandb")
+    for var in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
+    monkeypatch.setenv("WANDB_MODE", "offline")
     work = tmp_path / "work"
     work.mkdir()
     config = study_config(tmp_path, OVERRIDES)
@@ -166,6 +174,7 @@ def test_status_before_during_and_after(tmp_path, capsys):
         assert S.main(["--configfile", str(config), "-d", str(work)]) == 0
         table = capsys.readouterr().out
         assert "Snakemake is running" in table
+        assert f"curves: tensorboard --logdir {work}/results/tiny/tensorboard" in table
         assert re.search(rf"^{re.escape(KILLED)} +running +\d+/512 ", table, re.M), table
 
         os.kill(pid, signal.SIGTERM)  # what SLURM sends; acted on once it runs again
@@ -192,3 +201,25 @@ def test_status_before_during_and_after(tmp_path, capsys):
     assert totals["gpu_hours_spent"] == pytest.approx(sum(s["gpu_hours"] for s in after["runs"]))
     info = json.loads((work / "results/tiny/runs" / KILLED / "train.json").read_text())
     assert info["resumed_from_step"] == killed["step"]
+    assert_tracked(work / "results/tiny")
+
+    # tracking changes no result: turning it off reruns nothing
+    off = study_config(tmp_path, {KILLED: OVERRIDES[KILLED]}, tools=())
+    res = subprocess.run([*snakemake_cmd(work, off), "-n", *evals], capture_output=True, text=True)
+    assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
+
+
+def assert_tracked(study: Path) -> None:
+    """Through Snakemake (LADDER_TRACKING from the Snakefile): every rung's TensorBoard run
+    holds its train_log.csv steps; the rung stopped and resumed is one W&B run."""
+    from tests.test_tracking import log_rows, tensorboard_scalars, wandb_runs
+
+    for rung in (DIVERGES, FAILS, KILLED, PLAIN):
+        steps = [int(r["step"]) for r in log_rows(study / "runs" / rung)]
+        tb = tensorboard_scalars(study / "tensorboard" / rung)
+        assert [step for step, _ in tb["train/loss"]] == steps, rung
+    runs = [r for r in wandb_runs(study) if r["run"] and r["run"].display_name == KILLED]
+    first, second = runs  # the job stopped by SIGTERM, then the one that resumed it
+    assert first["id"] == second["id"]
+    steps = [h["_step"] for h in first["history"] + second["history"]]
+    assert steps == [int(r["step"]) for r in log_rows(study / "runs" / KILLED)]

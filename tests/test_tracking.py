@@ -138,7 +138,7 @@ def wandb_run(folder: Path) -> dict:
 def wandb_runs(study: Path) -> list[dict]:
     """Every offline run folder of a study, oldest first (the order `wandb sync` uses)."""
     runs = [wandb_run(f) for f in (study / "wandb").glob("offline-run-*")]
-    return sorted(runs, key=lambda r: r["run"].start_time.ToNanoseconds())
+    return sorted(runs, key=lambda r: r["run"].start_time.ToNanoseconds() if r["run"] else 0)
 
 
 def log_rows(out: Path) -> list[dict]:
