@@ -5,6 +5,7 @@ the parsing it relies on (the trainer's progress line, Snakemake's job markers).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -20,8 +21,10 @@ import yaml
 
 from ladder import status as S
 from ladder import train as T
+from ladder.config import load_config
+from ladder.plan import plan, wsd_plan
 from tests.conftest import ROOT
-from tests.test_train import tiny_rung
+from tests.test_train import make_shards, tiny_rung
 
 TINY = ROOT / "tests/configs/tiny.yaml"
 DIVERGES, FAILS, KILLED, PLAIN = "L1-d8-T16.4K", "L1-d16-T16.4K", "L2-d24-T16.4K", "L2-d32-T16.4K"
@@ -223,3 +226,51 @@ def assert_tracked(study: Path) -> None:
     assert first["id"] == second["id"]
     steps = [h["_step"] for h in first["history"] + second["history"]]
     assert steps == [int(r["step"]) for r in log_rows(study / "runs" / KILLED)]
+
+
+def test_wsd_stable_run_is_one_row(tmp_path):
+    """A WSD size's stable run is trained in segments (logs/wsd_segment/<size>/): one row,
+    stopped between segments while Snakemake is not running, done at the last stop."""
+    cfg = {
+        "study": "w",
+        "tokenizer": {"vocab_size": 300},
+        "model": {"seq_len": 16, "head_dim": 8},
+        "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
+        "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
+    }
+    study = tmp_path / "results" / "w"
+    shards = make_shards(study / "tokens")
+    rows = S.study_status(cfg, tmp_path)["runs"]
+    assert [(r["kind"], r["state"]) for r in rows] == [("stable", "planned")] + [
+        ("ladder", "planned")
+    ] * 2
+    stable, short, long = (r["rung"] for r in rows)
+    assert rows[0]["steps"] == 12
+
+    spec = next(s for s in wsd_plan(load_config(cfg), plan(load_config(cfg))).values())["stable"]
+    state = None
+    for branch, stop in ((short, 6), (long, 12)):
+        log = study / "logs" / "wsd_segment" / "L1-d16" / f"{branch}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out = study / "runs" / stable / f"{branch}.state.pt"
+        args = [
+            "--rung-json",
+            spec.to_json(),
+            "--tokens-dir",
+            str(shards),
+            "--out-dir",
+            str(out.parent),
+            "--stop-step",
+            str(stop),
+            "--state-out",
+            str(out),
+        ]
+        args += ["--init-state", str(state)] if state else []  # fmt: skip
+        with open(log, "w") as f, contextlib.redirect_stdout(f):
+            assert T.main(args) == 0
+        state = out
+        row = S.study_status(cfg, tmp_path)["runs"][0]
+        if stop < 12:
+            assert (row["state"], row["step"]) == ("stopped", 6)
+            assert row["note"] == "at step 6, between segments"
+    assert (row["state"], row["step"], row["steps"]) == ("done", 12, 12)

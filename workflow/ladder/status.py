@@ -227,7 +227,7 @@ def finished(st, spec, train, run_dir, results, rel, smk, stale_s, now) -> RunSt
         st.state, st.loss, st.bits_per_byte = "done", ev.get("loss_nats"), ev.get("bits_per_byte")
         return st
     st.state, st.loss = "trained", loss
-    st.note = "val loss of the learning curve; not yet evaluated"
+    st.note = "evaluation pending (loss: the learning curve's last val loss)"
     log = results / "logs" / "evaluate" / f"{spec.id}.log"
     if smk.started(f"{rel}/runs/{spec.id}/{EVAL_JSON}") or _fresh(log, stale_s, now):
         st.note = "evaluating"
