@@ -206,7 +206,7 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
     assert info["resumed_from_step"] == killed["step"]
     assert_tracked(work / "results/tiny")
 
-    # tracking changes no result: turning it off reruns nothing
+    # tracking changes no result: turning it off retrains and re-evaluates nothing
     off = study_config(tmp_path, {KILLED: OVERRIDES[KILLED]}, tools=())
     res = subprocess.run([*snakemake_cmd(work, off), "-n", *evals], capture_output=True, text=True)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
