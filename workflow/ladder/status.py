@@ -252,6 +252,9 @@ def in_progress(st, spec, log, started, run_dir, stale_s, now) -> RunStatus:
         st.tokens = st.step * spec.batch_tokens if exact else parse_count(p["tokens"])
         st.loss = float(p["loss"])
         st.tokens_per_s = float(p["rate"].replace(",", ""))
+    if ev.end == "stopped":  # the checkpoint's step, after the last progress line
+        st.step = ev.step
+        st.tokens = ev.step * spec.batch_tokens if st.steps == spec.steps else None
     age = now - log.stat().st_mtime
     ckpt = (run_dir / CHECKPOINT).exists()
     resumes = "resumes from its checkpoint" if ckpt else "restarts from step 0"
