@@ -1,4 +1,4 @@
-"""`ladder status`: every run of a study in one table, read from the study's files alone.
+"""Every run of a study in one table (`ladder status`), read from the study's files alone.
 
     ladder status [--configfile X] [--directory D] [--watch [S]] [--json]
 
