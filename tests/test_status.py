@@ -29,7 +29,7 @@ from tests.test_train import make_shards, tiny_rung
 TINY = ROOT / "tests/configs/tiny.yaml"
 DIVERGES, FAILS, KILLED, PLAIN = "L1-d8-T16.4K", "L1-d16-T16.4K", "L2-d24-T16.4K", "L2-d32-T16.4K"
 OVERRIDES = {
-    DIVERGES: {"lr": 1.0e9},  # NaN at step 3
+    DIVERGES: {"lr": 1.0e9},  # NaN at step 3, recorded in train.json as diverged
     FAILS: {"device": "cpu", "precision": "fp16"},  # "precision fp16 needs a CUDA device"
     # 512 one-sequence steps, a progress line every 0.05 s, checkpoints every ~0.1 s
     KILLED: {"batch_tokens": 32, "log_every_s": 0.05, "checkpoint_minutes": 0.002},
@@ -172,7 +172,7 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
         assert running["tokens"] == running["step"] * 32 and running["loss"] > 0
         assert running["tokens_per_s"] > 0 and running["eta_s"] is not None
         assert "precision fp16 needs a CUDA device" in now[FAILS]["note"]
-        assert "loss is nan at step 3" in now[DIVERGES]["note"]
+        assert now[DIVERGES]["note"].startswith("diverged at step 3 (loss nan")
         assert now[PLAIN]["bits_per_byte"] > 0 and now[PLAIN]["gpu_hours"] > 0
         assert S.main(["--configfile", str(config), "-d", str(work)]) == 0
         table = capsys.readouterr().out

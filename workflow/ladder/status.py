@@ -221,6 +221,11 @@ def finished(st, spec, train, run_dir, results, rel, smk, stale_s, now) -> RunSt
     loss = train.get("val_loss_nats")
     if train.get("diverged") or loss is None or not math.isfinite(loss):
         st.state, st.note = "diverged", "train.json: the loss is not finite"
+        if train.get("diverged_at_step") is not None:  # recorded as data (ladder.train)
+            st.note = (
+                f"diverged at step {train['diverged_at_step']} (loss {train.get('diverged_loss')}"
+                f", lr {train.get('diverged_lr', float('nan')):.3g}); recorded in train.json"
+            )
         return st
     ev = read_json(run_dir / EVAL_JSON)
     if ev is not None:
