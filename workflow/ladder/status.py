@@ -19,8 +19,11 @@ runs, after it stopped, and for a SLURM study from the login node. States:
     trained   train.json written, evaluation not yet (or running: `evaluating`)
     done      evaluated: held-out loss (nats/token), bits/byte, wall time, GPU-hours
 
-GPU-hours: wall time × the rung's GPUs. Left: the plan's estimate (plan.csv's est_gpu_hours,
-else cluster.flops_per_s) for what is not done, else the FLOP/s measured on the done runs.
+GPU-hours, as runs.csv counts them: wall time × the rung's GPUs, none for a run on the CPU.
+Left: the plan's estimate (plan.csv's est_gpu_hours, at cluster.flops_per_s or the FLOP/s
+`ladder plan` assumes) for what is not done, less the running runs' share already trained;
+the FLOP/s per device the finished runs reached is printed as a value for
+cluster.flops_per_s.
 Running and stopped are told apart by the log's age and Snakemake's lock: a rung whose
 process died without a word (SIGKILL, a lost node) shows as running until its log is
 `--stale` seconds old.
@@ -41,10 +44,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ladder.aggregate import on_gpu
 from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, TRAIN_JSON
 from ladder.config import load_config
 from ladder.errors import ConfigError
-from ladder.plan import Rung, format_count, gpu_hours, plan, size_of, sweep_plan, wsd_plan
+from ladder.plan import (
+    Rung,
+    Throughput,
+    format_count,
+    gpu_hours,
+    plan,
+    size_of,
+    sweep_plan,
+    wsd_plan,
+)
 from ladder.tracking import TENSORBOARD_DIR
 
 STATES = ("planned", "queued", "running", "stopped", "failed", "diverged", "trained", "done")
@@ -177,17 +190,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def plan_estimates(results: Path) -> dict[str, float]:
-    """rung id -> est_gpu_hours from plan.csv, where the column is there."""
+def plan_estimates(results: Path) -> tuple[dict[str, float], str | None]:
+    """plan.csv's est_gpu_hours per rung id, and the throughput they assume (est_flops_per_s,
+    est_basis), where plan.csv has them."""
     try:
         with open(results / PLAN_CSV) as f:
-            return {
-                row["id"]: float(row["est_gpu_hours"])
-                for row in csv.DictReader(f)
-                if row.get("est_gpu_hours") not in (None, "")
-            }
+            rows = [r for r in csv.DictReader(f) if r.get("est_gpu_hours") not in (None, "")]
+        est = {r["id"]: float(r["est_gpu_hours"]) for r in rows}
     except (OSError, ValueError, KeyError):
-        return {}
+        return {}, None
+    if not rows or not rows[0].get("est_flops_per_s"):
+        return est, "plan.csv" if est else None
+    first = rows[0]
+    return est, f"{float(first['est_flops_per_s']):.3g} FLOP/s per GPU, {first['est_basis']}"
 
 
 # ----------------------------------------------------------------------------- one run
@@ -217,7 +232,8 @@ def finished(st, spec, train, run_dir, results, rel, smk, stale_s, now) -> RunSt
     st.tokens = train.get("tokens")
     st.tokens_per_s = train.get("tokens_per_s")
     st.wall_s, st.train_s = train.get("wall_s"), train.get("train_s")
-    st.gpu_hours = (st.wall_s or 0) * spec.gpus / 3600
+    # as runs.csv counts them (ladder.aggregate): wall time × GPUs, and 0 for a CPU run
+    st.gpu_hours = (st.wall_s or 0) * spec.gpus / 3600 if on_gpu(train) else 0.0
     loss = train.get("val_loss_nats")
     if train.get("diverged") or loss is None or not math.isfinite(loss):
         st.state, st.note = "diverged", "train.json: the loss is not finite"
@@ -356,7 +372,7 @@ def study_status(
     rows += ladder
     every = {s.id: s for runs in sweeps.values() for s in runs} | {r.id: r for r in rungs}
     every |= {w["stable"].id: w["stable"] for w in wsd.values()}
-    basis = estimate(rows, every, plan_estimates(results), study.cluster.flops_per_s)
+    basis = estimate(rows, every, results, study.cluster.flops_per_s)
     return {
         "study": study.study,
         "results": str(results),
@@ -368,25 +384,24 @@ def study_status(
     }
 
 
-def estimate(rows, rungs: dict[str, Rung], planned: dict[str, float], flops_per_s) -> str:
-    """Each run's estimated GPU-hours (est_gpu_hours): plan.csv's est_gpu_hours, else from
-    the study's cluster.flops_per_s, else from the FLOP/s per GPU the finished runs reached
-    in their training steps. Returns the basis, for the totals line."""
-    done = [s for s in rows if s.train_s and s.state in ("trained", "done")]
-    gpu_s = sum(s.train_s * rungs[s.rung].gpus for s in done)
-    measured = sum(rungs[s.rung].row()["flops"] for s in done) / gpu_s if gpu_s else None
-    rate = flops_per_s or measured
+def estimate(rows, rungs: dict[str, Rung], results: Path, flops_per_s) -> dict[str, Any]:
+    """Each run's estimated GPU-hours (est_gpu_hours): plan.csv's, else (sweeps, WSD stable
+    runs, no plan.csv yet) at the throughput `ladder plan` assumes (cluster.flops_per_s, else
+    plan.DEFAULT_FLOPS_PER_S). Returns that basis, and the FLOP/s per device the finished
+    runs reached in their training steps (a value for cluster.flops_per_s)."""
+    planned, basis = plan_estimates(results)
+    throughput = Throughput.choose(None, flops_per_s)
     for s in rows:
-        if s.rung in planned:
-            s.est_gpu_hours = planned[s.rung]
-        elif rate:
-            s.est_gpu_hours = gpu_hours(rungs[s.rung], rate)
-    if planned or flops_per_s:
-        return "the plan's estimate"
-    return f"at the {measured:.3g} FLOP/s per GPU the finished runs reached" if measured else ""
+        r = rungs[s.rung]
+        s.est_gpu_hours = planned.get(s.rung) or gpu_hours(r, throughput.flops_per_s)
+    done = [s for s in rows if s.train_s and s.state in ("trained", "done")]
+    device_s = sum(s.train_s * rungs[s.rung].gpus for s in done)
+    measured = sum(rungs[s.rung].row()["flops"] for s in done) / device_s if device_s else None
+    default = f"{throughput.flops_per_s:.3g} FLOP/s per GPU, {throughput.basis}"
+    return {"basis": basis or default, "measured_flops_per_s": measured}
 
 
-def totals(rows: list[RunStatus], basis: str) -> dict[str, Any]:
+def totals(rows: list[RunStatus], basis: dict[str, Any]) -> dict[str, Any]:
     counts = {state: sum(s.state == state for s in rows) for state in STATES}
     left, unknown = 0.0, 0
     for s in rows:
@@ -403,7 +418,9 @@ def totals(rows: list[RunStatus], basis: str) -> dict[str, Any]:
         "gpu_hours_spent": sum(s.gpu_hours or 0 for s in rows),
         "gpu_hours_left": None if unknown and not left else left,
         "gpu_hours_left_unknown_runs": unknown,
-        "estimate_basis": basis,
+        "estimate_basis": basis["basis"],
+        "measured_flops_per_s": basis["measured_flops_per_s"],
+        "wall_hours": sum(s.wall_s or 0 for s in rows) / 3600,
     }
 
 
@@ -461,12 +478,17 @@ def render(status: dict[str, Any]) -> str:
     lines += ["", "total: " + ", ".join([done, *(f"{n} {k}" for k, n in counts.items())])]
     spent, left = t["gpu_hours_spent"], t["gpu_hours_left"]
     if left is None:
-        left_text = "left: unknown (set cluster.flops_per_s, or wait for a run to finish)"
+        left_text = "left: unknown"
     else:
         left_text = f"~{left:.3g} left ({t['estimate_basis']})"
         if t["gpu_hours_left_unknown_runs"]:
             left_text += f"; {t['gpu_hours_left_unknown_runs']} runs without an estimate"
     lines.append(f"GPU-hours: {spent:.3g} spent, {left_text}; ~x: a run's estimate")
+    if t["measured_flops_per_s"]:
+        lines.append(
+            f"finished runs: {t['wall_hours']:.3g} h of wall time (a CPU run counts no "
+            f"GPU-hours), {t['measured_flops_per_s']:.3g} FLOP/s per device while training"
+        )
     if "tensorboard" in status["tracking"]:
         lines.append(f"curves: tensorboard --logdir {status['results']}/{TENSORBOARD_DIR}")
     if "wandb" in status["tracking"]:
