@@ -58,6 +58,7 @@ TRAIN_LOG_CSV = "train_log.csv"
 TRAIN_JSON = "train.json"
 EVAL_JSON = "eval.json"
 CHECKPOINT = "ckpt/state.pt"  # not a declared output: it outlives a failed job
+TRACKING_JSON = "tracking.json"  # the rung's W&B run id (ladder.tracking); not an output
 
 
 def split_file(split: str, suffix: str) -> str:

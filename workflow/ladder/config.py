@@ -192,6 +192,16 @@ class ClusterConfig(Section):
 
 
 @dataclass(frozen=True)
+class TrackingConfig(Section):
+    """tracking: where every rung's curves and the fitted laws are logged (ladder.tracking)."""
+
+    tools: tuple[str, ...]  # tensorboard, wandb
+    wandb_project: str
+    wandb_entity: str | None
+    wandb_mode: str  # offline | online
+
+
+@dataclass(frozen=True)
 class Study(Section):
     """A validated study: its name, seed and one object per config section."""
 
@@ -205,6 +215,7 @@ class Study(Section):
     eval: EvalConfig
     fit: FitConfig
     report: ReportConfig
+    tracking: TrackingConfig
     cluster: ClusterConfig
 
 

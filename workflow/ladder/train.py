@@ -73,6 +73,7 @@ from ladder.runtime import (
     use_cuda,
 )
 from ladder.shards import EVAL_TOKENS, check_ids, load_meta, open_split, step_batch, val_slice
+from ladder.tracking import Tracker, Tracking, continues
 
 LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
 # Rung fields that change how a run executes but not what it computes: a checkpoint
@@ -164,6 +165,7 @@ class Run:
     val_labels: np.ndarray
     val_curve: np.ndarray  # the windows scored at the learning curve's intermediate points
     step_model: torch.nn.Module | None = None  # what a step runs; set by `distribute`
+    tracker: Tracker = field(default_factory=Tracker)  # TensorBoard / W&B; set in `train`
 
     @property
     def ddp(self) -> bool:
@@ -562,6 +564,20 @@ def log_csv(rows: list[list]) -> str:
     return buf.getvalue()
 
 
+def track(run: Run, progress: Progress) -> None:
+    """The log rows not yet sent, to the trackers (ladder.tracking): train/loss, train/lr,
+    train/tokens_per_s, train/mfu (when the peak is known), val/loss (at eval points)."""
+    fpt = flops_per_token(run.r.shape)
+    for step, tokens, loss, lr, rate, val in progress.rows[run.tracker.sent :]:
+        metrics = {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rate}
+        if run.peak:
+            metrics["train/mfu"] = fpt * rate / (run.peak * run.world)
+        if val is not None:
+            metrics["val/loss"] = val
+        run.tracker.log(step, tokens, metrics)
+    run.tracker.flush()
+
+
 # ----------------------------------------------------------------------------- checkpoint
 
 
@@ -643,6 +659,8 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
             progress.flush(clock, r)
         if done in evals and run.master:
             validate(run, progress, clock, whole=done == r.steps)
+        if run.master and (due_log or done in evals or done == end):
+            track(run, progress)
         if due_log and run.master:
             clock.logged()
             print(progress_line(run, done, progress.rows[-1]), flush=True)
@@ -808,6 +826,7 @@ def train(
     stop_step: int | None = None,
     state_out: str | None = None,
     threads: int | None = None,
+    tracking: Tracking | None = None,
 ) -> int:
     """Train rung `r` into out_dir; returns the exit code (0, or 128+signal). A run that
     diverges (NaN/inf loss) writes its outputs marked diverged and returns 0.
@@ -817,8 +836,10 @@ def train(
     such a state unless its own checkpoint is newer). SIGTERM/SIGUSR1 are caught from the
     very start: one that arrives while the job is still loading is acted on after its
     first step (checkpoint, exit 128+signal), instead of killing a job that could resume.
+    `tracking`: the TensorBoard / W&B settings (ladder.tracking; None: off).
     """
-    with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught:
+    # the tracker is closed however the job ends (its last rows are kept; ladder.tracking)
+    with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught, Tracker() as tracker:
         clock = Clock()
         end = r.steps if stop_step is None else stop_step
         if not 0 < end <= r.steps:
@@ -828,6 +849,8 @@ def train(
         try:
             past = restore(run, resume, init_state)
             progress = Progress(start=past["step"], rows=past["log"])
+            if run.master and tracking:
+                run.tracker = tracker.open(tracking, r, run.out, continues(past, r.id))
             if past.get("diverged"):
                 d = past["diverged"]
                 msg = f"{r.id}: the stable run it continues diverged at step {d['step']}"
@@ -839,8 +862,11 @@ def train(
             clock.pause()
             diverged = e
         finally:
+            if run.master:
+                track(run, progress)  # the rows up to a divergence or a signal, too
             if run.ddp:
                 torch.distributed.destroy_process_group()
+        tracker.exit_code = code
         if code or not run.master:
             return code
         if diverged is not None:
@@ -849,11 +875,13 @@ def train(
                 save_diverged_state(run, progress, diverged, state_out)
             else:
                 write_diverged(run, progress, clock, diverged, init_state)
+                tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
             return 0
         if state_out:
             save_state(run, progress, clock, end, state_out)
         else:
             write_outputs(run, progress, clock)
+            tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
         return 0
 
 
@@ -903,6 +931,11 @@ def main(argv: list[str] | None = None) -> int:
         help="CPU threads granted to the job (default: $OMP_NUM_THREADS, which Snakemake "
         "sets to the job's {threads}); caps the rung's threads, shared by its DDP ranks",
     )
+    ap.add_argument(
+        "--tracking",
+        help="TensorBoard / W&B settings, JSON or @file (default: $LADDER_TRACKING, which "
+        "the Snakefile sets from the study's `tracking` section; see ladder.tracking)",
+    )
     args = ap.parse_args(argv)
     if (args.stop_step is None) != (args.state_out is None):
         ap.error("--stop-step and --state-out go together")
@@ -925,6 +958,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_step=args.stop_step,
             state_out=args.state_out,
             threads=args.threads,
+            tracking=Tracking.from_arg(args.tracking),
         )
     except (DataError, ValueError, OSError) as e:
         print(f"ladder train: error: {e}", file=sys.stderr)

@@ -11,6 +11,7 @@ try:
     from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
     from ladder.plan import memory_warnings, plan, size_of, sweep_plan, wsd_plan
+    from ladder import tracking
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
@@ -36,6 +37,16 @@ for _warning in memory_warnings(_planned):
 RESULTS = f"results/{STUDY.study}"
 LOGS = f"{RESULTS}/logs"
 TOKENS = f"{RESULTS}/tokens"
+
+# Experiment tracking (TensorBoard, W&B) changes no result, so it is not a rule param (a
+# changed param would retrain every rung): `ladder train` and `ladder report` read it from
+# this variable, which every job inherits (a cluster job's Snakemake parses this file too).
+if missing := tracking.missing_packages(STUDY.tracking.tools):
+    sys.exit(
+        f"Ladder config error: tracking.tools: {', '.join(missing)} is not installed; "
+        'run `pip install -e ".[tracking]"`'
+    )
+os.environ[tracking.ENV] = tracking.Tracking.for_study(STUDY, RESULTS).to_json()
 
 
 wildcard_constraints:

@@ -2,15 +2,23 @@
 
 ladder report RUNS.csv FITS.json --out DIR [--curves CURVES.csv] [--meta META.json]
               [--config STUDY.yaml] [--extrapolate-to params=1e9|tokens=2e10|flops=1e21]
+              [--tracking JSON|@file]
+
+With tracking on (--tracking, else $LADDER_TRACKING; ladder.tracking), the fitted laws'
+headline numbers and report.md also go to TensorBoard and W&B, beside the rungs' curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
+from ladder.artifacts import REPORT_MD
 from ladder.report.build import make_report
 from ladder.report.inputs import load
+from ladder.tracking import Tracking, log_study
 
 
 def main(argv: list[str]) -> int:
@@ -26,14 +34,27 @@ def main(argv: list[str]) -> int:
         metavar="Q=V",
         help="params=1e9, tokens=2e10 or flops=1e21 (default: config report.extrapolate_to)",
     )
+    ap.add_argument(
+        "--tracking",
+        help="TensorBoard / W&B settings, JSON or @file (default: $LADDER_TRACKING); the study "
+        "folder is that of RUNS.csv",
+    )
     args = ap.parse_args(argv)
     try:
+        tracking = Tracking.from_arg(args.tracking)
         study = load(args.runs, args.fits, args.curves, args.meta, args.config, args.extrapolate_to)
     except (OSError, ValueError, KeyError) as e:
         print(f"ladder report: error: {e}", file=sys.stderr)
         return 2
     files = make_report(study, args.out)
     print(f"ladder report: wrote {len(files)} files to {args.out}")
+    if tracking.tools:
+        with open(args.fits) as f:
+            fits = json.load(f)
+        with open(os.path.join(args.out, REPORT_MD)) as f:
+            report_md = f.read()
+        study_dir = os.path.dirname(os.path.abspath(args.runs))
+        log_study(tracking, study_dir, fits, report_md, study.config)
     return 0
 
 
