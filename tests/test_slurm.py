@@ -81,7 +81,7 @@ def snakemake_cmd(configfile: Path, *args: str, slurm: bool = True) -> list[str]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--configfile", str(configfile)]
     if slurm:
-        # a short first status delay keeps the tiny jobs quick (MinJobAge 300 >= 3 x 2)
+        # a short first status delay keeps the tiny jobs quick (MinJobAge 3600 >= 3 x 2)
         cmd += ["--workflow-profile", str(ROOT / "profiles/slurm")]
         cmd += ["--slurm-init-seconds-before-status-checks", "2"]
     return cmd + list(args)
@@ -110,8 +110,10 @@ def minutes(limit: str) -> float:
 def tiny_runs(cluster, tmp_path_factory):
     """The tiny study through SLURM and, at the same time, locally."""
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
-    # flops_per_s is low so the tiny rungs get runtimes that differ (in minutes)
-    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 1, "mem_mb": 2000}
+    # flops_per_s is low so the tiny rungs get runtimes that differ (in minutes: 5 to 14
+    # for training). Not below 5: on a loaded 2-CPU machine a tiny job takes ~60 s (two
+    # Snakemake start-ups and torch), which a 1-minute limit turns into a TIMEOUT.
+    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 5, "mem_mb": 2000}
     config = write_config(remote / "tiny.yaml", cluster=cluster_cfg)
     t0 = time.monotonic()
     local_run = subprocess.Popen(
@@ -139,9 +141,13 @@ def test_every_job_ran_in_slurm(tiny_runs):
     assert {"rule_corpus", "rule_tokenizer", "rule_encode"} <= set(rules)
     # bookkeeping (plan, rung specs, table, fits, report) is local: seconds, no queue wait
     assert not {"rule_rung_spec", "rule_aggregate", "rule_fit", "rule_report"} & set(rules)
-    # training asked for a GPU and got one through CUDA_VISIBLE_DEVICES
-    for log in (remote / "logs/train").glob("*.log"):
-        assert re.search(r"ladder launch: CUDA_VISIBLE_DEVICES=[01]\b", log.read_text())
+    # training asked for a GPU and got one through CUDA_VISIBLE_DEVICES; the launcher's
+    # first line says which it got (or that it saw none, and what SLURM had set)
+    logs = sorted((remote / "logs/train").glob("*.log"))
+    assert len(logs) == 4
+    for log in logs:
+        text = log.read_text()
+        assert re.search(r"^ladder launch: CUDA_VISIBLE_DEVICES=[01]\b", text, re.M), (log, text)
 
 
 def test_larger_rungs_ask_for_more_time(tiny_runs):
