@@ -4,12 +4,15 @@ The tiny study end to end, jobs seen in squeue and results equal to a local run;
 training job requeued (as on preemption) and then cancelled mid-way resumes from its
 checkpoint and ends with the weights of an uninterrupted run; a failing job is
 reported promptly. Skipped where SLURM is not installed; .ci/run installs it and sets
-LADDER_REQUIRE_SLURM=1, which turns the skips into failures.
+LADDER_REQUIRE_SLURM=1, which turns the skips into failures. A machine has one test
+cluster: test sessions on it take turns (cluster_turn).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import importlib.util
 import json
 import os
@@ -50,22 +53,47 @@ def _skip_or_fail(reason: str):
 pytestmark = pytest.mark.slow
 
 
+@contextlib.contextmanager
+def cluster_turn(timeout_s: float = 2400):
+    """This session's turn at the machine's one test cluster.
+
+    There is one per machine (/etc/slurm/slurm.conf, fixed ports, LADDER_SLURM_DIR), and
+    the fixture below stops and restarts it: a second test session doing that meanwhile
+    (another checkout's tests, a second CI job) cancels this session's jobs mid-run, and
+    its restart makes this session's Snakemake wait forever for jobs the new controller
+    never heard of. So sessions take turns, in a lock next to the cluster's state.
+    """
+    path = Path(os.environ.get("LADDER_SLURM_DIR", "/tmp/ladder-slurm") + ".lock")
+    with path.open("a") as lock:  # not inherited by the jobs (Python opens fds CLOEXEC)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    _skip_or_fail(f"another test session held the SLURM test cluster ({path})")
+                time.sleep(5)
+        yield
+
+
 @pytest.fixture(scope="module")
 def cluster():
     reason = missing()
     if reason:
         _skip_or_fail(reason)
     env = {**os.environ, "LADDER_SLURM_GPUS": str(FAKE_GPUS)}
-    subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
-    start = subprocess.run(
-        ["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True
-    )
-    if start.returncode != 0:
-        _skip_or_fail(f"could not start a test cluster: {start.stderr.strip()}")
-    try:
-        yield
-    finally:
+    with cluster_turn():
         subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
+        start = subprocess.run(
+            ["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True
+        )
+        if start.returncode != 0:
+            _skip_or_fail(f"could not start a test cluster: {start.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
 
 
 def write_config(path: Path, **changes) -> Path:

@@ -7,6 +7,8 @@
 #   scripts/slurm/cluster.sh status   # sinfo + squeue
 #   scripts/slurm/cluster.sh stop     # cancels jobs, stops the daemons it started
 #
+# There is one such cluster per machine, and `stop` cancels every job on it: the tests
+# (tests/test_slurm.py) hold a lock, $LADDER_SLURM_DIR.lock, so two sessions take turns.
 # State and logs go to LADDER_SLURM_DIR (default /tmp/ladder-slurm). The config goes to
 # /etc/slurm/slurm.conf, where every SLURM command looks (SLURM_CONF would not do: the
 # Snakemake plugin clears SLURM_* variables before its srun), and it refuses to replace
