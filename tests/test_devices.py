@@ -169,6 +169,7 @@ def test_no_gpu_runs_the_command_unchanged(locks):
     out, _ = job.communicate(timeout=60)
     assert job.returncode == 3  # the command's own exit status
     assert "visible=[-1]" in out
+    assert "ladder launch: no GPU; on the CPU (CUDA_VISIBLE_DEVICES='-1')" in out  # says so
     assert not (locks / "local").exists()
 
 

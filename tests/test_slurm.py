@@ -4,12 +4,15 @@ The tiny study end to end, jobs seen in squeue and results equal to a local run;
 training job requeued (as on preemption) and then cancelled mid-way resumes from its
 checkpoint and ends with the weights of an uninterrupted run; a failing job is
 reported promptly. Skipped where SLURM is not installed; .ci/run installs it and sets
-LADDER_REQUIRE_SLURM=1, which turns the skips into failures.
+LADDER_REQUIRE_SLURM=1, which turns the skips into failures. A machine has one test
+cluster: test sessions on it take turns (cluster_turn).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import importlib.util
 import json
 import os
@@ -50,22 +53,47 @@ def _skip_or_fail(reason: str):
 pytestmark = pytest.mark.slow
 
 
+@contextlib.contextmanager
+def cluster_turn(timeout_s: float = 2400):
+    """This session's turn at the machine's one test cluster.
+
+    There is one per machine (/etc/slurm/slurm.conf, fixed ports, LADDER_SLURM_DIR), and
+    the fixture below stops and restarts it: a second test session doing that meanwhile
+    (another checkout's tests, a second CI job) cancels this session's jobs mid-run, and
+    its restart makes this session's Snakemake wait forever for jobs the new controller
+    never heard of. So sessions take turns, in a lock next to the cluster's state.
+    """
+    path = Path(os.environ.get("LADDER_SLURM_DIR", "/tmp/ladder-slurm") + ".lock")
+    with path.open("a") as lock:  # not inherited by the jobs (Python opens fds CLOEXEC)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    _skip_or_fail(f"another test session held the SLURM test cluster ({path})")
+                time.sleep(5)
+        yield
+
+
 @pytest.fixture(scope="module")
 def cluster():
     reason = missing()
     if reason:
         _skip_or_fail(reason)
     env = {**os.environ, "LADDER_SLURM_GPUS": str(FAKE_GPUS)}
-    subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
-    start = subprocess.run(
-        ["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True
-    )
-    if start.returncode != 0:
-        _skip_or_fail(f"could not start a test cluster: {start.stderr.strip()}")
-    try:
-        yield
-    finally:
+    with cluster_turn():
         subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
+        start = subprocess.run(
+            ["bash", str(CLUSTER_SH), "start"], env=env, capture_output=True, text=True
+        )
+        if start.returncode != 0:
+            _skip_or_fail(f"could not start a test cluster: {start.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["bash", str(CLUSTER_SH), "stop"], env=env, capture_output=True)
 
 
 def write_config(path: Path, **changes) -> Path:
@@ -81,7 +109,7 @@ def snakemake_cmd(configfile: Path, *args: str, slurm: bool = True) -> list[str]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
     cmd += ["--configfile", str(configfile)]
     if slurm:
-        # a short first status delay keeps the tiny jobs quick (MinJobAge 300 >= 3 x 2)
+        # a short first status delay keeps the tiny jobs quick (MinJobAge 3600 >= 3 x 2)
         cmd += ["--workflow-profile", str(ROOT / "profiles/slurm")]
         cmd += ["--slurm-init-seconds-before-status-checks", "2"]
     return cmd + list(args)
@@ -110,8 +138,10 @@ def minutes(limit: str) -> float:
 def tiny_runs(cluster, tmp_path_factory):
     """The tiny study through SLURM and, at the same time, locally."""
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
-    # flops_per_s is low so the tiny rungs get runtimes that differ (in minutes)
-    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 1, "mem_mb": 2000}
+    # flops_per_s is low so the tiny rungs get runtimes that differ (in minutes: 5 to 14
+    # for training). Not below 5: on a loaded 2-CPU machine a tiny job takes ~60 s (two
+    # Snakemake start-ups and torch), which a 1-minute limit turns into a TIMEOUT.
+    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 5, "mem_mb": 2000}
     config = write_config(remote / "tiny.yaml", cluster=cluster_cfg)
     t0 = time.monotonic()
     local_run = subprocess.Popen(
@@ -139,9 +169,13 @@ def test_every_job_ran_in_slurm(tiny_runs):
     assert {"rule_corpus", "rule_tokenizer", "rule_encode"} <= set(rules)
     # bookkeeping (plan, rung specs, table, fits, report) is local: seconds, no queue wait
     assert not {"rule_rung_spec", "rule_aggregate", "rule_fit", "rule_report"} & set(rules)
-    # training asked for a GPU and got one through CUDA_VISIBLE_DEVICES
-    for log in (remote / "logs/train").glob("*.log"):
-        assert re.search(r"ladder launch: CUDA_VISIBLE_DEVICES=[01]\b", log.read_text())
+    # training asked for a GPU and got one through CUDA_VISIBLE_DEVICES; the launcher's
+    # first line says which it got (or that it saw none, and what SLURM had set)
+    logs = sorted((remote / "logs/train").glob("*.log"))
+    assert len(logs) == 4
+    for log in logs:
+        text = log.read_text()
+        assert re.search(r"^ladder launch: CUDA_VISIBLE_DEVICES=[01]\b", text, re.M), (log, text)
 
 
 def test_larger_rungs_ask_for_more_time(tiny_runs):

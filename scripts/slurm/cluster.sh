@@ -7,6 +7,8 @@
 #   scripts/slurm/cluster.sh status   # sinfo + squeue
 #   scripts/slurm/cluster.sh stop     # cancels jobs, stops the daemons it started
 #
+# There is one such cluster per machine, and `stop` cancels every job on it: the tests
+# (tests/test_slurm.py) hold a lock, $LADDER_SLURM_DIR.lock, so two sessions take turns.
 # State and logs go to LADDER_SLURM_DIR (default /tmp/ladder-slurm). The config goes to
 # /etc/slurm/slurm.conf, where every SLURM command looks (SLURM_CONF would not do: the
 # Snakemake plugin clears SLURM_* variables before its srun), and it refuses to replace
@@ -66,9 +68,10 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MailProg=/bin/true
-# finished jobs stay visible to squeue for 5 minutes (the plugin needs >= 3x its first
-# status delay to trust squeue)
-MinJobAge=300
+# finished jobs stay visible to squeue for an hour: the plugin needs >= 3x its first
+# status delay to trust squeue, and the tests read every job's state after the run (with
+# 300 s the first jobs of a 6-minute run on a loaded 2-CPU machine were already gone)
+MinJobAge=3600
 # seconds between SIGTERM and SIGKILL when a job is cancelled, preempted or timed out
 KillWait=30
 ReturnToService=2
@@ -91,6 +94,10 @@ start() {
         echo "cluster already running ($CONF)"
         return 0
     fi
+    # a throwaway cluster starts from scratch: saved state would bring back an earlier
+    # run's jobs and a node it drained (e.g. "Kill task failed" under load), which then
+    # never becomes idle
+    running "$DIR/slurmctld.pid" || rm -rf "$DIR/state"
     write_conf
     # munge: the key exists after install; start it only if it is not running
     if ! munge -n </dev/null >/dev/null 2>&1; then

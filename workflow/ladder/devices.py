@@ -10,6 +10,7 @@ kernel drops the lock when the job's last process exits, however it exits, so a
 killed job never leaves a device claimed. Shares are in percent of one GPU: 100 is a
 whole GPU, 25 lets four small rungs share one (on an H200 four concurrent tiny runs
 gave 1.25x the throughput of one). With no GPU the command runs unchanged, on the CPU.
+Either way the job's log starts with a `ladder launch:` line saying which it got.
 
 The pool is CUDA_VISIBLE_DEVICES when set (so a user can hand Ladder GPUs 2,3, and a
 SLURM job offers exactly its allocation), else every GPU the driver lists. Claims are
@@ -221,6 +222,14 @@ def launch_env(env: dict[str, str], devices: list[str]) -> dict[str, str]:
     return env
 
 
+def gpu_env_note(env: dict[str, str] | None = None) -> str:
+    """For the log of a job that got no GPU: the variables CUDA and SLURM set, if any."""
+    env = os.environ if env is None else env
+    keys = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
+    seen = [f"{k}={env[k]!r}" for k in keys if k in env]
+    return f" ({', '.join(seen)})" if seen else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="ladder launch",
@@ -251,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         devices = [c.device for c in claims]
         env = launch_env(env, devices)
         print(f"ladder launch: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}", flush=True)
+    else:
+        print(f"ladder launch: no GPU; on the CPU{gpu_env_note()}", flush=True)
     try:
         os.execvpe(cmd[0], cmd, env)
     except OSError as e:
