@@ -13,8 +13,7 @@ rule train:
     input:
         spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         init=wsd_init,
-        train=f"{TOKENS}/train.bin",
-        val=f"{TOKENS}/val.bin",
+        shards=f"{TOKENS}/shards",
         meta=f"{TOKENS}/meta.json",
     output:
         model=directory(f"{RESULTS}/runs/{{rung}}/model"),
@@ -43,7 +42,7 @@ rule evaluate:
     input:
         spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         model=f"{RESULTS}/runs/{{rung}}/model",
-        val=f"{TOKENS}/val.bin",
+        shards=f"{TOKENS}/shards",
         meta=f"{TOKENS}/meta.json",
     output:
         f"{RESULTS}/runs/{{rung}}/eval.json",
