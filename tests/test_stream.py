@@ -239,6 +239,35 @@ def test_parallel_sharded_encoding(corpus, tmp_path, monkeypatch, capsys):
     assert one["tokenizer_info"]["sample_bytes"] == stats["train"]["n_bytes"]
 
 
+def test_own_tokenizers_load_without_transformers_unchanged(corpus, tmp_path):
+    from transformers import AutoTokenizer
+
+    from ladder.tokenize import OwnTokenizer, load_for_encoding
+
+    assert main_tokenizer(["--corpus-dir", str(corpus), "--vocab-size", "400",
+                           "--out-dir", str(tmp_path / "bpe")]) == 0  # fmt: skip
+    assert main_tokenizer(["--kind", "symbols", "--n-symbols", "30", "--vocab-size", "40",
+                           "--out-dir", str(tmp_path / "sym")]) == 0  # fmt: skip
+    docs = read_split(corpus, "val")[:30] + ["naïve café 🙂", chr(D.SYMBOL_BASE + 3) * 5]
+    for name in ("bpe", "sym"):
+        own, auto = (
+            load_for_encoding(tmp_path / name),
+            AutoTokenizer.from_pretrained(tmp_path / name),
+        )
+        assert isinstance(own, OwnTokenizer)
+        assert (len(own), own.eos_token_id, own.mask_token_id) == (
+            len(auto),
+            auto.eos_token_id,
+            auto.mask_token_id,
+        )
+        for doc in docs:
+            ids = own.backend_tokenizer.encode(doc, add_special_tokens=False).ids
+            assert ids == auto(doc, add_special_tokens=False)["input_ids"]
+    shutil.copytree(tmp_path / "bpe", tmp_path / "other")
+    (tmp_path / "other" / "ladder_tokenizer.json").unlink()  # a tokenizer from elsewhere
+    assert not isinstance(load_for_encoding(tmp_path / "other"), OwnTokenizer)
+
+
 def test_a_vocabulary_past_uint16_gets_uint32(tmp_path):
     cfg = replace(DATA, source="synthetic")
     cfg = replace(cfg, synthetic=replace(cfg.synthetic, train_tokens=3000, val_tokens=500))

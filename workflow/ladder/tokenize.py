@@ -356,6 +356,35 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+class OwnTokenizer:
+    """A tokenizer this module built (kind bpe or symbols), read with `tokenizers` alone:
+    the same backend, ids and special tokens AutoTokenizer gives, without importing
+    transformers (and torch), which costs seconds per process."""
+
+    def __init__(self, path: str | os.PathLike):
+        from tokenizers import Tokenizer
+
+        self.name_or_path = str(path)
+        self.backend_tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        self.eos_token_id = self.backend_tokenizer.token_to_id(EOS)
+        self.mask_token_id = self.backend_tokenizer.token_to_id(MASK)
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+def load_for_encoding(path: str | os.PathLike):
+    """Ladder's own tokenizers through `tokenizers` (OwnTokenizer), any other through
+    AutoTokenizer."""
+    info = Path(path) / TOKENIZER_SAMPLE_JSON
+    kind = json.loads(info.read_text()).get("kind") if info.exists() else None
+    if kind in ("bpe", "symbols") and (Path(path) / "tokenizer.json").exists():
+        return OwnTokenizer(path)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
 def main_encode(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder encode", description="encode the corpus to shards")
     ap.add_argument("--tokenizer-dir", required=True)
@@ -366,11 +395,9 @@ def main_encode(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--log-every-s", type=float, default=10.0, help="progress line interval")
     args = ap.parse_args(argv)
-    from transformers import AutoTokenizer
-
     out = Path(args.out_dir)
     (out / TOKENS_META_JSON).unlink(missing_ok=True)  # written last: its absence = not done
-    tok = AutoTokenizer.from_pretrained(args.tokenizer_dir)
+    tok = load_for_encoding(args.tokenizer_dir)
     try:
         encoded = encode_corpus(tok, args.corpus_dir, out, args.workers, args.log_every_s)
     except DataError as e:
