@@ -187,10 +187,13 @@ def test_bpe_from_the_stream_equals_bpe_from_a_list(corpus, tmp_path):
     assert streamed["model"] == json.loads(listed.backend_tokenizer.to_str())["model"]
 
 
-def test_bpe_trains_on_at_most_train_bytes(corpus, tmp_path):
-    rc = main_tokenizer(["--corpus-dir", str(corpus), "--vocab-size", "400",
-                         "--train-bytes", "50000", "--out-dir", str(tmp_path / "tok")])  # fmt: skip
+def test_bpe_trains_on_at_most_train_bytes(corpus, tmp_path, capsys):
+    argv = ["--corpus-dir", str(corpus), "--vocab-size", "400", "--train-bytes", "50000",
+            "--out-dir", str(tmp_path / "tok"), "--log-every-s", "0"]  # fmt: skip
+    rc = main_tokenizer(argv)
     assert rc == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("tokenizer sample")]
+    assert lines and all("MB/s" in x and "ETA" in x for x in lines)
     info = json.loads((tmp_path / "tok/ladder_tokenizer.json").read_text())
     assert info["capped"] and 49_990 <= info["sample_bytes"] <= 50_000
     docs = read_split(corpus, "train")

@@ -101,7 +101,12 @@ def sample_batches(
             done = sample["sample_bytes"]
             progress.update(done, done / max(target, 1), f"{sample['sample_docs']:,} docs")
         if full:
-            return
+            break
+    if progress is not None:  # the trainer computes its merges next, silently
+        print(
+            f"{progress.line(sample['sample_bytes'], 1.0)}: sample read; computing merges",
+            flush=True,
+        )
 
 
 def _hf_tokenizer(tok):
