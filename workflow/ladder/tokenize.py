@@ -339,11 +339,8 @@ def encode_corpus(
     return {
         "dtype": np.dtype(dtype).name,
         "corpus_sha256": corpus_hash(stats),
-        **(
-            {"entropy_nats_per_token": stats["entropy_nats_per_token"]}
-            if "entropy_nats_per_token" in stats
-            else {}
-        ),  # fmt: skip
+        # a synthetic source knows its entropy rate: the floor for E
+        **{k: stats[k] for k in ("entropy_nats_per_token",) if k in stats},
         "encode": {
             "workers": workers,
             "wall_s": round(wall_s, 3),
