@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from ladder.config import load_section
-from ladder.data import build_corpus, documents, is_val, read_texts, split_corpus
+from ladder.data import build_corpus, documents, is_val, read_split, split_corpus
 from ladder.errors import DataError
 
 DATA = load_section(
@@ -50,8 +50,8 @@ def test_byte_cap_keeps_a_prefix():
 
 def test_stdlib_source_is_real_python(tmp_path):
     stats = build_corpus(DATA, seed=0, out_dir=tmp_path)
-    train = read_texts(tmp_path / "train.parquet")
-    val = read_texts(tmp_path / "val.parquet")
+    train = read_split(tmp_path, "train")
+    val = read_split(tmp_path, "val")
     assert stats["n_bytes"] <= DATA.max_bytes and train and val
     assert any("def " in t or "import " in t for t in train)
     assert all(is_val(t, 0.1, 0) for t in val)

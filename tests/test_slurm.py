@@ -192,7 +192,8 @@ def test_larger_rungs_ask_for_more_time(tiny_runs):
 
 def test_results_equal_the_local_run(tiny_runs):
     local, remote, _ = tiny_runs
-    assert (local / "tokens/train.bin").read_bytes() == (remote / "tokens/train.bin").read_bytes()
+    shard = "tokens/shards/train-00000.bin"
+    assert (local / shard).read_bytes() == (remote / shard).read_bytes()
     rows = {p: list(csv.DictReader((p / "runs.csv").open())) for p in (local, remote)}
     assert len(rows[local]) == 4
     for a, b in zip(rows[local], rows[remote], strict=True):
@@ -335,7 +336,7 @@ def test_a_failing_job_is_reported_promptly(tiny_runs, tmp_path):
     above), which would resubmit it twice more."""
     _, remote, _ = tiny_runs
     copy_tokens(remote, tmp_path)
-    shard = tmp_path / "results/tiny/tokens/train.bin"
+    shard = tmp_path / "results/tiny/tokens/shards/train-00000.bin"
     data = bytearray(shard.read_bytes())
     data[0:2] = (999).to_bytes(2, "little")  # a token id beyond vocab_size 320 (uint16)
     shard.write_bytes(bytes(data))

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ladder.data import build_corpus, read_texts
+from ladder.data import build_corpus, read_split
 from ladder.tokenize import main_encode, main_tokenizer
 from tests.test_data import DATA
 
@@ -19,8 +19,8 @@ def study(tmp_path_factory):
     build_corpus(replace(DATA, max_bytes=400_000), seed=0, out_dir=root / "corpus")
     rc = main_tokenizer(
         [
-            "--corpus",
-            str(root / "corpus/train.parquet"),
+            "--corpus-dir",
+            str(root / "corpus"),
             "--vocab-size",
             "400",
             "--out-dir",
@@ -44,12 +44,18 @@ def study(tmp_path_factory):
     return root
 
 
+def split_ids(study, meta: dict, split: str) -> np.ndarray:
+    """A split's token shards, concatenated."""
+    files = [study / "tokens" / s["file"] for s in meta[split]["shards"]]
+    return np.concatenate([np.fromfile(f, dtype=meta["dtype"]) for f in files])
+
+
 def test_round_trip_on_real_corpus_samples(study):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(study / "tokenizer")
     assert len(tok) == 400 and tok.eos_token == "<|endoftext|>" and tok.mask_token_id is not None
-    samples = read_texts(study / "corpus/val.parquet")[:20]
+    samples = read_split(study / "corpus", "val")[:20]
     samples.append("naïve café — 日本語 🙂 \t\r\n  trailing  ")  # non-ASCII and whitespace
     for text in samples:
         ids = tok.encode(text, add_special_tokens=False)
@@ -60,8 +66,8 @@ def test_shards_and_meta(study):
     meta = json.loads((study / "tokens/meta.json").read_text())
     assert meta["dtype"] == "uint16" and meta["vocab_size"] == 400
     for split in ("train", "val"):
-        ids = np.fromfile(study / f"tokens/{split}.bin", dtype=np.uint16)
-        texts = read_texts(study / f"corpus/{split}.parquet")
+        ids = split_ids(study, meta, split)
+        texts = read_split(study / "corpus", split)
         assert ids.size == meta[split]["n_tokens"]
         assert (ids == meta["eos_id"]).sum() == len(texts) == meta[split]["n_docs"]
         assert meta[split]["n_bytes"] == sum(len(t.encode()) for t in texts)
@@ -70,9 +76,9 @@ def test_shards_and_meta(study):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(study / "tokenizer")
-    ids = np.fromfile(study / "tokens/val.bin", dtype=np.uint16)
+    ids = split_ids(study, meta, "val")
     first = ids[: int(np.argmax(ids == meta["eos_id"]))]
-    assert tok.decode(first.tolist()) == read_texts(study / "corpus/val.parquet")[0]
+    assert tok.decode(first.tolist()) == read_split(study / "corpus", "val")[0]
 
 
 def test_pretrained_tokenizer_too_big_for_vocab(study, capsys):

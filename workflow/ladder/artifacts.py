@@ -7,8 +7,9 @@ and `atomic_dir` are the two primitives; the `write_*` helpers are the common ca
 The layout of a study (see docs/design.md, "Artifacts"):
 
     results/<study>/plan.csv, study.yaml, runs.csv, curves.csv, fits.json
-    results/<study>/corpus/{train,val}.parquet, stats.json
-    results/<study>/tokenizer/, tokens/{train,val}.bin, tokens/meta.json
+    results/<study>/corpus/{train,val}-NNNNN.parquet, stats.json (one folder)
+    results/<study>/tokenizer/ (+ ladder_tokenizer.json), tokens/meta.json
+    results/<study>/tokens/shards/{train,val}-NNNNN.bin (one per corpus shard)
     results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, eval.json}
     results/<study>/report/
 """
@@ -48,9 +49,11 @@ REPORT_PLOTS: dict[str, tuple[str, str]] = {
     "scale_independence": ("4. Scale properties", "Independence: exponent vs scale"),
     "residuals": ("5. Residuals", "Residuals of each law"),
 }
-# corpus/ and tokens/
-CORPUS_STATS_JSON = "stats.json"
-TOKENS_META_JSON = "meta.json"
+# corpus/, tokenizer/ and tokens/
+CORPUS_STATS_JSON = "stats.json"  # counts and the list of shards of each split
+TOKENIZER_SAMPLE_JSON = "ladder_tokenizer.json"  # what a trained BPE was trained on
+TOKENS_META_JSON = "meta.json"  # dtype, ids, and the shards of each split: written last
+TOKENS_SHARDS_DIR = "shards"
 # runs/<rung>/
 RUNG_JSON = "rung.json"
 MODEL_DIR = "model"
@@ -62,8 +65,18 @@ TRACKING_JSON = "tracking.json"  # the rung's W&B run id (ladder.tracking); not 
 
 
 def split_file(split: str, suffix: str) -> str:
-    """`train.parquet`, `val.bin`, ...: a split's file in corpus/ or tokens/."""
+    """`val.bin`, ...: a split's single token file (the layout before shards)."""
     return f"{split}.{suffix}"
+
+
+def corpus_shard(split: str, index: int) -> str:
+    """`train-00000.parquet`: shard `index` of a split in corpus/."""
+    return f"{split}-{index:05d}.parquet"
+
+
+def token_shard(split: str, index: int) -> str:
+    """`shards/train-00000.bin`: the tokens of corpus shard `index`, relative to tokens/."""
+    return f"{TOKENS_SHARDS_DIR}/{split}-{index:05d}.bin"
 
 
 # ----------------------------------------------------------------------------- writing

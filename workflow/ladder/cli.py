@@ -14,9 +14,9 @@ import sys
 # subcommand -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "plan": ("ladder.plan", "expand a study config into rungs; write plan.csv"),
-    "corpus": ("ladder.data", "build corpus/{train,val}.parquet from the study's source"),
+    "corpus": ("ladder.data", "stream the study's source into corpus/ parquet shards"),
     "tokenizer": ("ladder.tokenize", "train or load the tokenizer"),
-    "encode": ("ladder.tokenize", "encode the corpus into tokens/{train,val}.bin"),
+    "encode": ("ladder.tokenize", "encode the corpus shards into tokens/shards/ + meta.json"),
     "launch": ("ladder.devices", "run a command on its own GPU(s) (CUDA_VISIBLE_DEVICES)"),
     "train": ("ladder.train", "train one rung"),
     "evaluate": ("ladder.evaluate", "held-out loss and bits/byte of one rung"),

@@ -76,6 +76,7 @@ class DataConfig(Section):
     val_fraction: float
     max_bytes: int | None
     min_doc_bytes: int
+    shard_bytes: int  # text per corpus shard (and so per token shard)
     synthetic: SyntheticConfig
 
 
@@ -87,6 +88,7 @@ class TokenizerConfig(Section):
     vocab_size: int
     name: str | None
     min_frequency: int
+    train_bytes: int  # bpe: train on at most this much of the train split's text
 
 
 @dataclass(frozen=True)

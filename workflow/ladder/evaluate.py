@@ -1,7 +1,8 @@
 """Held-out loss (nats/token) and bits/byte of one rung on a fixed validation slice.
 
 The slice (ladder.shards.val_slice) is the first min(--max-tokens, val n_tokens) tokens
-of val.bin, the same tokens for every rung; bert's windows are masked with a fixed seed.
+of the val split's shards, the same tokens for every rung; bert's windows are masked with
+a fixed seed.
 The loss (ladder.loss.LossModel) is exactly the one train.py minimises.
 
 bits_per_byte = loss_nats / ln 2 × (val n_tokens / val n_bytes): the tokenizer's
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ladder.artifacts import split_file, write_json
+from ladder.artifacts import write_json
 from ladder.errors import DataError
 from ladder.loss import LossModel, mean_loss
 from ladder.plan import Rung
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
     ap.add_argument("--model-dir", required=True, help="save_pretrained directory")
-    ap.add_argument("--tokens-dir", required=True, help="directory with val.bin + meta.json")
+    ap.add_argument("--tokens-dir", required=True, help="directory with meta.json + shards/")
     ap.add_argument("--max-tokens", type=int, default=EVAL_TOKENS, help="val tokens to read")
     ap.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
     ap.add_argument("--out", required=True, help="eval.json to write")
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs, labels = val_slice(
             val, rung.family, rung.seq_len, args.max_tokens, rung.mlm_probability, meta
         )
-        check_ids(inputs, rung.vocab_size, f"{args.tokens_dir}/{split_file('val', 'bin')}")
+        check_ids(inputs, rung.vocab_size, f"the val split of {args.tokens_dir}")
         auto = tf.AutoModelForMaskedLM if rung.family == "bert" else tf.AutoModelForCausalLM
         model = auto.from_pretrained(args.model_dir).to(device).eval()
         loss_model = LossModel(model, rung.family)

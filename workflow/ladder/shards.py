@@ -1,11 +1,12 @@
-"""Reading token shards (tokens/{train,val}.bin + meta.json) into the windows a model sees.
+"""Reading token shards (tokens/meta.json + shards/) into the windows a model sees.
 
 Training and evaluation read the same shards the same way, so both import it from here:
-the checks that fail a bad shard in seconds, the fixed validation slice, BERT's masking,
+a split as one sequence over its shards (`TokenSequence`, a memmap per shard), the
+checks that fail a bad shard in seconds, the fixed validation slice, BERT's masking,
 and the windows of one training step.
 
-The validation slice is the first min(max_tokens, val n_tokens) tokens of val.bin, the
-same tokens for every rung:
+The validation slice is the first min(max_tokens, val n_tokens) tokens of the val
+sequence, the same tokens for every rung:
 - llama/gpt2: non-overlapping windows of seq_len inputs, each predicting the next
   seq_len tokens (window i reads tokens [i·L, i·L+L] inclusive); every token after
   the first is predicted exactly once within a window.
@@ -16,7 +17,9 @@ same tokens for every rung:
 
 The windows of training step s are drawn by a generator seeded with (seed, s), for the
 whole step regardless of world size (rank r takes its slice): the data position *is* the
-step counter, so a resumed or multi-process run sees the same data as one process.
+step counter, so a resumed or multi-process run sees the same data as one process. The
+starts are positions in the split's whole sequence, so the windows are the same however
+many shards hold it.
 """
 
 from __future__ import annotations
@@ -48,30 +51,125 @@ def load_meta(tokens_dir: str | Path) -> dict[str, Any]:
     return meta
 
 
-def open_split(tokens_dir: str | Path, split: str, meta: dict[str, Any]) -> np.ndarray:
-    """The split's token ids as a read-only memmap (nothing is read until indexed)."""
-    path = Path(tokens_dir) / split_file(split, "bin")
+class TokenSequence:
+    """A split's token shards read as one sequence: a read-only memmap per shard (nothing
+    is read until indexed), addressed by position in the concatenation.
+
+    `seq[a:b]` reads a contiguous range, `windows(starts, width)` many fixed-width
+    windows at once, either of which may cross a shard boundary. A plain array works
+    wherever a TokenSequence does (`as_sequence`), so the windows of a step depend only on
+    the token sequence, never on how many shards hold it.
+    """
+
+    def __init__(self, parts: list[np.ndarray], paths: list[Path | None] | None = None):
+        if not parts:
+            raise DataError("a token sequence needs at least one shard")
+        self.parts = list(parts)
+        self.paths = list(paths) if paths is not None else [None] * len(self.parts)
+        self.dtype = self.parts[0].dtype
+        # part k holds positions [offsets[k], offsets[k + 1])
+        self.offsets = np.cumsum([0, *map(len, self.parts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("a TokenSequence is indexed by a slice; see windows()")
+        start, stop, step = key.indices(len(self))
+        if step != 1:
+            raise TypeError("a TokenSequence slice has step 1")
+        return self.read(start, max(start, stop))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Tokens [start, stop): a view of one shard's memmap, or a copy across shards."""
+        k = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        k = min(max(k, 0), len(self.parts) - 1)
+        if stop <= self.offsets[k + 1]:
+            lo = start - int(self.offsets[k])
+            return self.parts[k][lo : lo + stop - start]
+        out, pos = [], start
+        while pos < stop:
+            k = int(np.searchsorted(self.offsets, pos, side="right")) - 1
+            lo = pos - int(self.offsets[k])
+            piece = self.parts[k][lo : lo + stop - pos]
+            out.append(piece)
+            pos += len(piece)
+        return np.concatenate(out)
+
+    def windows(self, starts: np.ndarray, width: int) -> np.ndarray:
+        """(len(starts), width) tokens: row i is [starts[i], starts[i] + width). One
+        vectorised gather per shard; the few windows that cross a boundary are joined."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if len(self.parts) == 1:
+            return np.asarray(self.parts[0][starts[:, None] + np.arange(width)])
+        k = np.searchsorted(self.offsets, starts, side="right") - 1
+        inside = starts + width <= self.offsets[k + 1]
+        out = np.empty((len(starts), width), dtype=self.dtype)
+        for part in np.unique(k[inside]):
+            rows = np.flatnonzero(inside & (k == part))
+            local = starts[rows] - self.offsets[part]
+            out[rows] = self.parts[part][local[:, None] + np.arange(width)]
+        for row in np.flatnonzero(~inside):
+            out[row] = self.read(int(starts[row]), int(starts[row]) + width)
+        return out
+
+
+def as_sequence(data: np.ndarray | TokenSequence) -> TokenSequence:
+    return data if isinstance(data, TokenSequence) else TokenSequence([data])
+
+
+def open_shard(path: Path, dtype: np.dtype, n_tokens: int | None) -> np.ndarray:
+    """One shard as a read-only memmap, checked against the token count meta.json lists."""
     if not path.exists():
-        raise DataError(f"{path} does not exist")
+        raise DataError(f"{path} does not exist; rerun the encode stage")
+    size = path.stat().st_size
+    if size % dtype.itemsize:
+        raise DataError(
+            f"{path}: size {size} bytes is not a multiple of {dtype} ({dtype.itemsize} bytes): "
+            "truncated, or written with another dtype; rerun the encode stage"
+        )
+    if n_tokens is not None and size != n_tokens * dtype.itemsize:
+        raise DataError(
+            f"{path}: {size} bytes, but meta.json lists {n_tokens} {dtype} tokens "
+            f"({n_tokens * dtype.itemsize} bytes): truncated, or written with another dtype; "
+            "rerun the encode stage"
+        )
+    if size == 0:
+        return np.empty(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def open_split(tokens_dir: str | Path, split: str, meta: dict[str, Any]) -> TokenSequence:
+    """The split's token shards (meta.json's list; a lone `<split>.bin` if it has none,
+    the layout before shards) as one TokenSequence, each shard's size checked."""
+    entry = meta.get(split, {})
+    shards = entry.get("shards") or [{"file": split_file(split, "bin"), **entry}]
     dtype = np.dtype(meta["dtype"])
-    if path.stat().st_size % dtype.itemsize:
-        raise DataError(f"{path}: size {path.stat().st_size} is not a multiple of {dtype}")
-    data = np.memmap(path, dtype=dtype, mode="r")
-    expected = meta.get(split, {}).get("n_tokens")
+    paths = [Path(tokens_dir) / s["file"] for s in shards]
+    parts = [open_shard(p, dtype, s.get("n_tokens")) for p, s in zip(paths, shards, strict=True)]
+    data = TokenSequence(parts, paths)
+    expected = entry.get("n_tokens")
     if expected is not None and expected != len(data):
-        raise DataError(f"{path} holds {len(data)} tokens but meta.json says {expected}")
+        raise DataError(
+            f"{paths[0] if len(paths) == 1 else Path(tokens_dir) / TOKENS_META_JSON}: "
+            f"{split} holds {len(data)} tokens but meta.json says {expected}"
+        )
     return data
 
 
-def check_ids(data: np.ndarray, vocab_size: int, what: str) -> None:
-    """Fail clearly if a token id does not fit the model's embedding table."""
+def check_ids(data: np.ndarray | TokenSequence, vocab_size: int, what: str) -> None:
+    """Fail clearly if a token id does not fit the model's embedding table. The error
+    names the shard holding it (`what` names a plain array)."""
     step = 1 << 24  # chunked max: a few GB of tokens take seconds, memory stays flat
-    top = max((int(data[i : i + step].max()) for i in range(0, len(data), step)), default=-1)
-    if top >= vocab_size:
-        raise DataError(
-            f"{what} holds token id {top} but the model's vocab_size is {vocab_size}; "
-            f"tokenizer.vocab_size must be at least {top + 1}"
-        )
+    seq = as_sequence(data)
+    for part, path in zip(seq.parts, seq.paths, strict=True):
+        top = max((int(part[i : i + step].max()) for i in range(0, len(part), step)), default=-1)
+        if top >= vocab_size:
+            raise DataError(
+                f"{path or what} holds token id {top} but the model's vocab_size is "
+                f"{vocab_size}; tokenizer.vocab_size must be at least {top + 1}"
+            )
 
 
 def mlm_mask(
@@ -95,12 +193,17 @@ def mlm_mask(
 
 def _too_short(n_val: int, max_tokens: int, need: int) -> str:
     if n_val < need:
-        return f"val.bin has {n_val} tokens; evaluation needs >= {need}"
+        return f"the val split has {n_val} tokens; evaluation needs >= {need}"
     return f"max_tokens {max_tokens} (eval.max_tokens) is less than one window; need >= {need}"
 
 
 def val_slice(
-    val: np.ndarray, family: str, seq_len: int, max_tokens: int, mlm_p: float, meta: dict
+    val: np.ndarray | TokenSequence,
+    family: str,
+    seq_len: int,
+    max_tokens: int,
+    mlm_p: float,
+    meta: dict,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) windows of the fixed validation slice; see the module docstring."""
     n = min(int(max_tokens), len(val))
@@ -120,14 +223,17 @@ def val_slice(
     return tok[:-1].reshape(n_win, seq_len), tok[1:].reshape(n_win, seq_len)
 
 
-def step_windows(data: np.ndarray, r: Rung, step: int, width: int) -> np.ndarray:
-    """All windows (seqs, width) of one optimizer step, from a (seed, step) generator."""
+def step_windows(data: np.ndarray | TokenSequence, r: Rung, step: int, width: int) -> np.ndarray:
+    """All windows (seqs, width) of one optimizer step, from a (seed, step) generator over
+    positions in the whole sequence (whatever shards hold it)."""
     seqs = r.batch_tokens // r.seq_len
     starts = np.random.default_rng([r.seed, step]).integers(0, len(data) - width + 1, seqs)
-    return np.asarray(data[starts[:, None] + np.arange(width)]).astype(np.int64)
+    return as_sequence(data).windows(starts, width).astype(np.int64)
 
 
-def step_batch(data: np.ndarray, r: Rung, step: int, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+def step_batch(
+    data: np.ndarray | TokenSequence, r: Rung, step: int, meta: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) of one step for all ranks; labels are IGNORE where not predicted."""
     if r.family == "bert":
         win = step_windows(data, r, step, r.seq_len)

@@ -1,36 +1,56 @@
 """Train a byte-level BPE (or load a named tokenizer) and encode the corpus to shards.
 
-Outputs follow DESIGN.md: tokenizer/ loads with `AutoTokenizer.from_pretrained`;
-tokens/{train,val}.bin are flat uint16 (vocab <= 65536) or uint32 ids with every
-document followed by EOS; tokens/meta.json holds dtype, counts, and the UTF-8 byte
-count of each split so evaluation can report bits per byte.
+Outputs follow docs/design.md: tokenizer/ loads with `AutoTokenizer.from_pretrained`,
+and its ladder_tokenizer.json says what it was trained on (a BPE reads at most
+`tokenizer.train_bytes` of the train split, in corpus order). tokens/shards/ holds one
+token file per corpus shard, flat uint16 (vocab <= 65536) or uint32 ids with every
+document followed by EOS, encoded by a pool of `--workers` processes (one core each) a
+parquet row group at a time; tokens/meta.json, written last, lists the shards with their
+token counts, the dtype, and the UTF-8 byte count of each split so evaluation can report
+bits per byte.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ladder.artifacts import write_text
-from ladder.data import read_texts
+from ladder.artifacts import (
+    TOKENIZER_SAMPLE_JSON,
+    TOKENS_META_JSON,
+    TOKENS_SHARDS_DIR,
+    atomic_dir,
+    token_shard,
+    write_json,
+)
+from ladder.data import SPLITS, corpus_shards, corpus_stats, open_parquet, read_batches
+from ladder.errors import DataError
+from ladder.progress import Progress
 
 EOS, MASK = "<|endoftext|>", "<|mask|>"
-ENCODE_BATCH_DOCS = 1000
+TRAIN_BYTES = 1_000_000_000  # default cap on the BPE's training text (tokenizer.train_bytes)
+POOL_MIN_BYTES = 4 << 20  # below this much text, starting a pool costs more than it saves
 
 
 class TokenizerError(ValueError):
     """A tokenizer that cannot serve the study: the message says which key to change."""
 
 
-def train_bpe(texts: list[str], vocab_size: int, min_frequency: int):
-    """A GPT-2-style byte-level BPE: every byte is in the alphabet, so any text round-trips."""
+def train_bpe(texts: Iterable[str] | Iterable[list[str]], vocab_size: int, min_frequency: int):
+    """A GPT-2-style byte-level BPE: every byte is in the alphabet, so any text round-trips.
+    `texts` is any iterator of documents or of batches of them: it is read once, as the
+    trainer counts words, and never held."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -43,8 +63,50 @@ def train_bpe(texts: list[str], vocab_size: int, min_frequency: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tok.train_from_iterator(texts, trainer=trainer)
     return _hf_tokenizer(tok)
+
+
+def sample_batches(
+    corpus_dir: str | os.PathLike,
+    train_bytes: int,
+    sample: dict[str, Any],
+    progress: Progress | None = None,
+) -> Iterator[list[str]]:
+    """The train split's documents in corpus order, a row group at a time, up to
+    `train_bytes` of UTF-8 text: the document that would pass the cap is cut to fit.
+    Fills `sample` with what was read."""
+    total = corpus_stats(corpus_dir)["train"]["n_bytes"]
+    target = min(train_bytes, total)
+    sample.update(train_bytes=train_bytes, corpus_train_bytes=total, capped=total > train_bytes)
+    sample.update(sample_docs=0, sample_bytes=0)
+    full = False
+    for batch in read_batches(corpus_dir, "train"):
+        out = []
+        for text in batch:
+            n = len(text.encode("utf-8"))
+            room = train_bytes - sample["sample_bytes"]
+            if n >= room:  # the last document: cut at a character boundary to fit
+                text = text.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+                n, full = len(text.encode("utf-8")), True
+            if n:
+                out.append(text)
+                sample["sample_docs"] += 1
+                sample["sample_bytes"] += n
+            if full:
+                break
+        if out:
+            yield out
+        if progress is not None:
+            done = sample["sample_bytes"]
+            progress.update(done, done / max(target, 1), f"{sample['sample_docs']:,} docs")
+        if full:
+            break
+    if progress is not None:  # the trainer computes its merges next, silently
+        print(
+            f"{progress.line(sample['sample_bytes'], 1.0)}: sample read; computing merges",
+            flush=True,
+        )
 
 
 def _hf_tokenizer(tok):
@@ -90,35 +152,45 @@ def load_pretrained(name: str, vocab_size: int):
     return tok
 
 
-def save_tokenizer(tok, out_dir: str | os.PathLike) -> None:
-    """save_pretrained into a temp folder, then rename, so a crash leaves no half folder."""
-    out = Path(out_dir)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tok.save_pretrained(str(tmp))
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+def save_tokenizer(tok, out_dir: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    """save_pretrained (and `info` as ladder_tokenizer.json) into a temp folder, then
+    rename, so a crash leaves no half folder."""
+    with atomic_dir(out_dir) as tmp:
+        tok.save_pretrained(str(tmp))
+        if info is not None:
+            write_json(tmp / TOKENIZER_SAMPLE_JSON, info)
 
 
 def main_tokenizer(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder tokenizer", description="train or load a tokenizer")
     ap.add_argument("--kind", choices=["bpe", "pretrained", "symbols"], default="bpe")
     ap.add_argument("--n-symbols", type=int, default=0, help="kind symbols: symbol count")
-    ap.add_argument("--corpus", help="train.parquet to train a BPE on (kind bpe)")
+    ap.add_argument("--corpus-dir", help="the corpus folder whose train split a BPE reads")
     ap.add_argument("--vocab-size", type=int, required=True)
     ap.add_argument("--min-frequency", type=int, default=2)
+    ap.add_argument(
+        "--train-bytes", type=int, default=TRAIN_BYTES, help="BPE: train on at most this text"
+    )
     ap.add_argument("--name", help="tokenizer name or path (kind pretrained)")
     ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--log-every-s", type=float, default=10.0, help="progress line interval")
     args = ap.parse_args(argv)
     t0 = time.time()
+    info: dict[str, Any] = {"kind": args.kind, "vocab_size": args.vocab_size}
     try:
         if args.kind == "bpe":
-            if not args.corpus:
-                raise TokenizerError("--corpus is required to train a BPE")
-            texts = read_texts(args.corpus)
+            if not args.corpus_dir:
+                raise TokenizerError("--corpus-dir is required to train a BPE")
+            progress = Progress("tokenizer sample", args.log_every_s)
+            sample: dict[str, Any] = {}
+            texts = sample_batches(args.corpus_dir, args.train_bytes, sample, progress)
             tok = train_bpe(texts, args.vocab_size, args.min_frequency)
+            info |= {"min_frequency": args.min_frequency, **sample}
+            mb = sample["sample_bytes"] / 1e6, sample["corpus_train_bytes"] / 1e6
+            print(
+                f"tokenizer: trained on {sample['sample_docs']:,} documents, {mb[0]:,.1f} MB "
+                f"of {mb[1]:,.1f} MB of train text (tokenizer.train_bytes {args.train_bytes:,})"
+            )
         elif args.kind == "symbols":
             if not 0 < args.n_symbols <= args.vocab_size - 2:
                 raise TokenizerError(
@@ -126,103 +198,235 @@ def main_tokenizer(argv: list[str] | None = None) -> int:
                     f"({args.n_symbols + 2})"
                 )
             tok = symbol_tokenizer(args.n_symbols)
+            info["n_symbols"] = args.n_symbols
         else:
             tok = load_pretrained(args.name, args.vocab_size)
+            info["name"] = args.name
     except TokenizerError as e:
         print(f"ladder tokenizer: error: {e}", file=sys.stderr)
         return 2
-    save_tokenizer(tok, args.out_dir)
+    except DataError as e:
+        print(f"ladder tokenizer: data error: {e}", file=sys.stderr)
+        return 2
+    info["wall_s"] = round(time.time() - t0, 3)
+    save_tokenizer(tok, args.out_dir, info)
     print(f"tokenizer: {len(tok)} tokens ({args.kind}) in {time.time() - t0:.1f} s")
     if args.kind == "bpe" and len(tok) < args.vocab_size:
         print(f"note: the corpus supported only {len(tok)} of {args.vocab_size} BPE tokens")
     return 0
 
 
-def encode_split(tok, texts: list[str], out_path: Path, dtype, log_every_s: float = 5.0) -> dict:
-    """Encode documents in batches straight to disk; report documents and tokens per second."""
-    eos = tok.eos_token_id
-    backend = tok.backend_tokenizer if hasattr(tok, "backend_tokenizer") else None
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    n_tokens = n_bytes = 0
-    t0 = last = time.time()
-    with open(tmp, "wb") as f:
-        for start in range(0, len(texts), ENCODE_BATCH_DOCS):
-            batch = texts[start : start + ENCODE_BATCH_DOCS]
-            if backend is not None:  # the Rust tokenizer encodes a batch on all cores
-                ids = [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)]
-            else:
-                ids = tok(batch, add_special_tokens=False)["input_ids"]
-            flat = np.fromiter(
-                (i for doc in ids for i in (*doc, eos)), dtype=np.int64, count=-1
-            ).astype(dtype)
-            f.write(flat.tobytes())
-            n_tokens += flat.size
-            n_bytes += sum(len(t.encode("utf-8")) for t in batch)
-            now = time.time()
-            if now - last >= log_every_s:
-                done = start + len(batch)
-                print(
-                    f"  {out_path.name}: {done}/{len(texts)} docs, {n_tokens:,} tokens, "
-                    f"{done / (now - t0):,.0f} docs/s, {n_tokens / (now - t0):,.0f} tokens/s",
-                    flush=True,
-                )
-                last = now
-    os.replace(tmp, out_path)
-    wall_s = time.time() - t0
-    return {
-        "n_tokens": n_tokens,
-        "n_bytes": n_bytes,
-        "n_docs": len(texts),
-        "wall_s": round(wall_s, 3),
-        "tokens_per_s": round(n_tokens / max(wall_s, 1e-9)),
-    }
+# ----------------------------------------------------------------------------- encoding
+
+_ENCODER: dict[str, Any] = {}  # this process's tokenizer, dtype, EOS and open shard
 
 
-def file_hash(paths: list[Path]) -> str:
+def _init_encoder(backend_json: str | None, tokenizer_dir: str, dtype: str, eos: int) -> None:
+    """Set up an encoding process: one core each (the pool is the parallelism), the
+    tokenizer rebuilt from the parent's own (so ids are the ones it would give)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    if backend_json is not None:
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(backend_json)
+        batch = getattr(backend, "encode_batch_fast", backend.encode_batch)  # fast: no offsets
+
+        def encode(texts: list[str]) -> list[list[int]]:
+            return [e.ids for e in batch(texts, add_special_tokens=False)]
+
+    else:  # a tokenizer without a Rust backend (rare): through transformers
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+        def encode(texts: list[str]) -> list[list[int]]:
+            return tok(texts, add_special_tokens=False)["input_ids"]
+
+    _ENCODER.clear()
+    _ENCODER.update(encode=encode, dtype=np.dtype(dtype), eos=eos, path=None, parquet=None)
+
+
+def _encode_row_group(task: tuple[str, int]) -> tuple[np.ndarray, int, int]:
+    """(ids with EOS after each document, documents, UTF-8 bytes) of one row group."""
+    path, rg = task
+    if _ENCODER["path"] != path:
+        _ENCODER.update(path=path, parquet=open_parquet(Path(path)))
+    texts = _ENCODER["parquet"].read_row_group(rg, columns=["text"]).column(0).to_pylist()
+    ids = _ENCODER["encode"](texts)
+    for doc in ids:
+        doc.append(_ENCODER["eos"])
+    flat = np.fromiter(chain.from_iterable(ids), _ENCODER["dtype"], sum(map(len, ids)))
+    return flat, len(ids), sum(len(t.encode("utf-8")) for t in texts)
+
+
+@contextlib.contextmanager
+def _encoders(workers: int, init: tuple) -> Iterator[Callable]:
+    """An ordered map over row groups: this process alone, or a pool of `workers`."""
+    if workers <= 1:
+        _init_encoder(*init)
+        yield map
+        return
+    import multiprocessing as mp
+
+    # spawn: a clean process, whatever threads (pyarrow, tokenizers) this one started
+    with mp.get_context("spawn").Pool(workers, _init_encoder, init) as pool:
+        yield lambda fn, tasks: pool.imap(fn, tasks, chunksize=1)
+
+
+def corpus_hash(stats: dict[str, Any]) -> str:
+    """A hash of the corpus shards' contents, from their hashes in stats.json."""
     h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    for split in SPLITS:
+        for shard in stats[split]["shards"]:
+            h.update(f"{split}/{shard['file']}:{shard['sha256']}\n".encode())
     return h.hexdigest()[:16]
 
 
-def main_encode(argv: list[str] | None = None) -> int:
+def encode_corpus(
+    tok,
+    corpus_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    workers: int = 1,
+    log_every_s: float = 10.0,
+) -> dict[str, Any]:
+    """Encode every corpus shard to its token file in out_dir/shards/ (replaced
+    atomically), row groups spread over `workers` processes; return meta.json's splits."""
+    stats = corpus_stats(corpus_dir)
+    dtype = np.uint16 if len(tok) <= 2**16 else np.uint32
+    backend = getattr(tok, "backend_tokenizer", None)
+    init = (backend.to_str() if backend is not None else None, tok.name_or_path,
+            np.dtype(dtype).name, tok.eos_token_id)  # fmt: skip
+    # one task per row group, val first; a shard's row groups are consecutive
+    shards, tasks = [], []
+    for split in ("val", "train"):
+        for i, shard in enumerate(corpus_shards(corpus_dir, split)):
+            shards.append((split, i))
+            n_groups = open_parquet(shard["path"]).num_row_groups
+            tasks += [(len(shards) - 1, str(shard["path"]), rg) for rg in range(n_groups)]
+    total = sum(stats[s]["n_bytes"] for s in SPLITS)
+    if backend is None or total < POOL_MIN_BYTES:
+        workers = 1
+    workers = max(1, min(workers, len(tasks)))
+    splits = {s: {"n_tokens": 0, "n_bytes": 0, "n_docs": 0, "shards": []} for s in SPLITS}
+    done = n_tokens = 0
+    progress = Progress(f"encode ({workers} worker{'s' * (workers > 1)})", log_every_s)
+    with atomic_dir(Path(out_dir) / TOKENS_SHARDS_DIR) as tmp, _encoders(workers, init) as imap:
+        results = imap(_encode_row_group, [(path, rg) for _, path, rg in tasks])
+        current, f = None, None
+        for (index, _, _), (flat, n_docs, n_bytes) in zip(tasks, results, strict=True):
+            if index != current:
+                if f is not None:
+                    f.close()
+                split, i = shards[index]
+                record = {"file": token_shard(split, i), "n_tokens": 0, "n_bytes": 0, "n_docs": 0}
+                splits[split]["shards"].append(record)
+                f = open(tmp / Path(record["file"]).name, "wb")
+                current = index
+            f.write(flat.tobytes())
+            for entry in (record, splits[shards[index][0]]):
+                entry["n_tokens"] += flat.size
+                entry["n_docs"] += n_docs
+                entry["n_bytes"] += n_bytes
+            done += n_bytes
+            n_tokens += flat.size
+            rate = n_tokens / max(progress.elapsed(), 1e-9)
+            progress.update(
+                done, done / max(total, 1), f"{n_tokens:,} tokens, {rate:,.0f} tokens/s"
+            )
+        if f is not None:
+            f.close()
+    wall_s = progress.elapsed()
+    return {
+        "dtype": np.dtype(dtype).name,
+        "corpus_sha256": corpus_hash(stats),
+        # a synthetic source knows its entropy rate: the floor for E
+        **{k: stats[k] for k in ("entropy_nats_per_token",) if k in stats},
+        "encode": {
+            "workers": workers,
+            "wall_s": round(wall_s, 3),
+            "tokens_per_s": round(n_tokens / max(wall_s, 1e-9)),
+            "mb_per_s": round(done / 1e6 / max(wall_s, 1e-9), 3),
+        },
+        **splits,
+    }
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+class OwnTokenizer:
+    """A tokenizer this module built (kind bpe or symbols), read with `tokenizers` alone:
+    the same backend, ids and special tokens AutoTokenizer gives, without importing
+    transformers (and torch), which costs seconds per process."""
+
+    def __init__(self, path: str | os.PathLike):
+        from tokenizers import Tokenizer
+
+        self.name_or_path = str(path)
+        self.backend_tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        self.eos_token_id = self.backend_tokenizer.token_to_id(EOS)
+        self.mask_token_id = self.backend_tokenizer.token_to_id(MASK)
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+
+def load_for_encoding(path: str | os.PathLike):
+    """Ladder's own tokenizers through `tokenizers` (OwnTokenizer), any other through
+    AutoTokenizer."""
+    info = Path(path) / TOKENIZER_SAMPLE_JSON
+    kind = json.loads(info.read_text()).get("kind") if info.exists() else None
+    if kind in ("bpe", "symbols") and (Path(path) / "tokenizer.json").exists():
+        return OwnTokenizer(path)
     from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(path)
+
+
+def main_encode(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder encode", description="encode the corpus to shards")
     ap.add_argument("--tokenizer-dir", required=True)
-    ap.add_argument("--corpus-dir", required=True, help="holds train.parquet and val.parquet")
-    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--corpus-dir", required=True, help="the corpus folder (shards + stats.json)")
+    ap.add_argument("--out-dir", required=True, help="writes shards/ and meta.json (last)")
+    ap.add_argument(
+        "--workers", type=int, default=default_workers(), help="encoding processes (one core each)"
+    )
+    ap.add_argument("--log-every-s", type=float, default=10.0, help="progress line interval")
     args = ap.parse_args(argv)
-    tok = AutoTokenizer.from_pretrained(args.tokenizer_dir)
-    vocab = len(tok)
-    dtype = np.uint16 if vocab <= 2**16 else np.uint32
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus = Path(args.corpus_dir)
+    (out / TOKENS_META_JSON).unlink(missing_ok=True)  # written last: its absence = not done
+    tok = load_for_encoding(args.tokenizer_dir)
+    try:
+        encoded = encode_corpus(tok, args.corpus_dir, out, args.workers, args.log_every_s)
+    except DataError as e:
+        print(f"ladder encode: data error: {e}", file=sys.stderr)
+        return 2
     meta = {
-        "dtype": np.dtype(dtype).name,
-        "vocab_size": vocab,
+        "dtype": encoded.pop("dtype"),
+        "vocab_size": len(tok),
         "eos_id": tok.eos_token_id,
         "mask_id": tok.mask_token_id,
         "tokenizer": str(args.tokenizer_dir),
-        "corpus_sha256": file_hash([corpus / "train.parquet", corpus / "val.parquet"]),
+        **encoded,
     }
-    stats = corpus / "stats.json"
-    if stats.exists():  # a synthetic source knows its entropy rate: the floor for E
-        entropy = json.loads(stats.read_text()).get("entropy_nats_per_token")
-        if entropy is not None:
-            meta["entropy_nats_per_token"] = entropy
+    info = Path(args.tokenizer_dir) / TOKENIZER_SAMPLE_JSON
+    if info.exists():  # what the tokenizer was trained on
+        meta["tokenizer_info"] = json.loads(info.read_text())
     for split in ("val", "train"):
-        texts = read_texts(corpus / f"{split}.parquet")
-        meta[split] = encode_split(tok, texts, out / f"{split}.bin", dtype)
         s = meta[split]
         print(
-            f"{split}: {s['n_docs']} docs, {s['n_tokens']:,} tokens, "
-            f"{s['n_bytes'] / max(s['n_tokens'], 1):.2f} bytes/token, "
-            f"{s['tokens_per_s']:,} tokens/s",
+            f"{split}: {s['n_docs']} docs, {s['n_tokens']:,} tokens in {len(s['shards'])} "
+            f"shard(s), {s['n_bytes'] / max(s['n_tokens'], 1):.2f} bytes/token",
             flush=True,
         )
-    write_text(out / "meta.json", json.dumps(meta, indent=2) + "\n")  # last: marks done
+    e = meta["encode"]
+    print(
+        f"encode: {e['wall_s']} s with {e['workers']} worker(s), {e['tokens_per_s']:,} tokens/s, "
+        f"{e['mb_per_s']:.2f} MB/s"
+    )
+    write_json(out / TOKENS_META_JSON, meta)  # last: marks done
     return 0

@@ -1,4 +1,5 @@
 # Corpus -> tokenizer -> token shards, and the plan of the ladder.
+# Each data stage streams: memory holds a batch, not the corpus (docs/design.md).
 
 
 rule plan:
@@ -16,13 +17,12 @@ rule plan:
         " --resolved {output.study} > {log} 2>&1"
 
 
+# One folder, written atomically: {train,val}-NNNNN.parquet shards + stats.json.
 rule corpus:
     input:
         data_inputs,
     output:
-        train=f"{RESULTS}/corpus/train.parquet",
-        val=f"{RESULTS}/corpus/val.parquet",
-        stats=f"{RESULTS}/corpus/stats.json",
+        directory(f"{RESULTS}/corpus"),
     log:
         f"{LOGS}/corpus.log",
     conda:
@@ -30,15 +30,14 @@ rule corpus:
     params:
         data=json.dumps(STUDY.data.to_dict(), sort_keys=True),
         seed=STUDY.seed,
-        out=lambda w, output: os.path.dirname(output.train),
     shell:
         "ladder corpus --data-json {params.data:q} --seed {params.seed}"
-        " --out-dir {params.out} > {log} 2>&1"
+        " --out-dir {output} > {log} 2>&1"
 
 
 rule tokenizer:
     input:
-        f"{RESULTS}/corpus/train.parquet",
+        f"{RESULTS}/corpus",
     output:
         directory(f"{RESULTS}/tokenizer"),
     log:
@@ -50,33 +49,32 @@ rule tokenizer:
         kind=STUDY.tokenizer.kind,
         vocab_size=STUDY.tokenizer.vocab_size,
         min_frequency=STUDY.tokenizer.min_frequency,
+        train_bytes=STUDY.tokenizer.train_bytes,
         name=STUDY.tokenizer.name or "",
         n_symbols=STUDY.data.synthetic.n_symbols,
     shell:
-        "ladder tokenizer --kind {params.kind} --corpus {input} --vocab-size {params.vocab_size}"
-        " --min-frequency {params.min_frequency} --name={params.name:q}"
-        " --n-symbols {params.n_symbols} --out-dir {output}"
-        " > {log} 2>&1"
+        "ladder tokenizer --kind {params.kind} --corpus-dir {input}"
+        " --vocab-size {params.vocab_size} --min-frequency {params.min_frequency}"
+        " --train-bytes {params.train_bytes} --name={params.name:q}"
+        " --n-symbols {params.n_symbols} --out-dir {output} > {log} 2>&1"
 
 
+# A pool of {threads} encoders (one core each; Snakemake lowers it to --cores, and
+# `--set-threads encode=N` raises it); meta.json, written last, lists the shards.
 rule encode:
     input:
         tokenizer=f"{RESULTS}/tokenizer",
-        train=f"{RESULTS}/corpus/train.parquet",
-        val=f"{RESULTS}/corpus/val.parquet",
-        stats=f"{RESULTS}/corpus/stats.json",
+        corpus=f"{RESULTS}/corpus",
     output:
-        train=f"{TOKENS}/train.bin",
-        val=f"{TOKENS}/val.bin",
+        shards=directory(f"{TOKENS}/shards"),
         meta=f"{TOKENS}/meta.json",
     log:
         f"{LOGS}/encode.log",
     conda:
         "../envs/ladder.yaml"
-    threads: 2
+    threads: 8
     params:
-        corpus=lambda w, input: os.path.dirname(input.train),
         out=lambda w, output: os.path.dirname(output.meta),
     shell:
-        "ladder encode --tokenizer-dir {input.tokenizer} --corpus-dir {params.corpus}"
-        " --out-dir {params.out} > {log} 2>&1"
+        "ladder encode --tokenizer-dir {input.tokenizer} --corpus-dir {input.corpus}"
+        " --out-dir {params.out} --workers {threads} > {log} 2>&1"

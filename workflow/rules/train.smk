@@ -17,8 +17,7 @@ rule train:
     input:
         spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         init=wsd_init,
-        train=f"{TOKENS}/train.bin",
-        val=f"{TOKENS}/val.bin",
+        shards=f"{TOKENS}/shards",
         meta=f"{TOKENS}/meta.json",
     output:
         model=directory(f"{RESULTS}/runs/{{rung}}/model"),
@@ -50,7 +49,7 @@ rule evaluate:
         spec=f"{RESULTS}/runs/{{rung}}/rung.json",
         model=f"{RESULTS}/runs/{{rung}}/model",
         summary=f"{RESULTS}/runs/{{rung}}/train.json",
-        val=f"{TOKENS}/val.bin",
+        shards=f"{TOKENS}/shards",
         meta=f"{TOKENS}/meta.json",
     output:
         f"{RESULTS}/runs/{{rung}}/eval.json",
