@@ -37,7 +37,10 @@ def gpu_rung(**train):
 
 def train_in_process(rung, shards: Path, out: Path, *extra: str) -> int:
     torch._dynamo.reset()  # a fresh model each time: no stale guards, no recompile limit
-    return run(rung, shards, out, "--val-tokens", str(VAL_TOKENS), *extra)
+    # --eval-tokens: the curve's last point scores the same slice `ladder evaluate` reads below
+    return run(
+        rung, shards, out, "--val-tokens", str(VAL_TOKENS), "--eval-tokens", str(VAL_TOKENS), *extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +167,7 @@ def test_ddp_gloo_with_compile_matches_single_process(compiled, shards, tmp_path
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "ladder.cli", "train", "--rung-json", gpu_rung().to_json(),
            "--tokens-dir", str(shards), "--out-dir", str(tmp_path),
-           "--val-tokens", str(VAL_TOKENS)]  # fmt: skip
+           "--val-tokens", str(VAL_TOKENS), "--eval-tokens", str(VAL_TOKENS)]  # fmt: skip
     res = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     info = json.loads((tmp_path / "train.json").read_text())
