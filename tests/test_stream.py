@@ -113,11 +113,11 @@ def test_a_rebuilt_corpus_replaces_the_old_one(tmp_path):
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("bad.jsonl", b'{"text": "ok"}\n{"text": "cut\n', r"bad.jsonl: line 2: invalid JSON"),
-        ("bad.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n', r"line 2: not valid UTF-8 at byte 25"),
+        ("bad.jsonl", b'{"text": "ok"}\n{"text": "cut\n', r"bad.jsonl, line 2: invalid JSON"),
+        ("bad.jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n', r"line 2: not UTF-8 at byte 25"),
         ("bad.jsonl", b'{"text": "ok"}\n{"body": "x"}\n', r"line 2: no text field 'text'.*body"),
-        ("bad.jsonl", b'{"text": null}\n', r"line 1: field 'text' holds a NoneType"),
-        ("bad.txt", b"caf\xe9", r"bad.txt: not valid UTF-8 at byte 3"),
+        ("bad.jsonl", b'{"text": null}\n', r"line 1: field 'text' holds a JSON NoneType"),
+        ("bad.txt", b"caf\xe9", r"bad.txt: not UTF-8 at byte 3"),
         ("bad.json", b'[{"text": "a"}, 3]', r"bad.json: item 1: expected a JSON object"),
         ("bad.parquet", b"PAR1 not really", r"bad.parquet: not a readable parquet file"),
     ],
