@@ -94,10 +94,11 @@ start() {
         echo "cluster already running ($CONF)"
         return 0
     fi
-    # a throwaway cluster starts from scratch: saved state would bring back an earlier
-    # run's jobs and a node it drained (e.g. "Kill task failed" under load), which then
-    # never becomes idle
-    running "$DIR/slurmctld.pid" || rm -rf "$DIR/state"
+    # the node starts afresh from slurm.conf: with its saved state, a node drained in an
+    # earlier run (e.g. "Kill task failed" under load) would stay drained, never idle.
+    # Job state stays, so job ids go on counting: an id names one job across restarts,
+    # and a stale Snakemake cancelling "its" jobs by id cannot hit a newer run's.
+    running "$DIR/slurmctld.pid" || rm -f "$DIR"/state/node_state*
     write_conf
     # munge: the key exists after install; start it only if it is not running
     if ! munge -n </dev/null >/dev/null 2>&1; then
