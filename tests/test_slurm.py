@@ -141,7 +141,8 @@ def tiny_runs(cluster, tmp_path_factory):
     # flops_per_s is low so the tiny rungs get runtimes that differ (in minutes: 5 to 14
     # for training). Not below 5: on a loaded 2-CPU machine a tiny job takes ~60 s (two
     # Snakemake start-ups and torch), which a 1-minute limit turns into a TIMEOUT.
-    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 5, "mem_mb": 2000}
+    # data_cpus: the encode job's CPUs must fit the node (2 CPUs), else it pends forever.
+    cluster_cfg = {"flops_per_s": 1e7, "min_runtime_min": 5, "mem_mb": 2000, "data_cpus": 2}
     config = write_config(remote / "tiny.yaml", cluster=cluster_cfg)
     t0 = time.monotonic()
     local_run = subprocess.Popen(

@@ -190,6 +190,7 @@ class ClusterConfig(Section):
     default_runtime_min: int
     mem_mb: int
     cpus_per_task: int | None
+    data_cpus: int  # the encode job's worker pool
     checkpoint_warning_s: int
 
 

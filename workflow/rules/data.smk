@@ -59,8 +59,9 @@ rule tokenizer:
         " --n-symbols {params.n_symbols} --out-dir {output} > {log} 2>&1"
 
 
-# A pool of {threads} encoders (one core each; Snakemake lowers it to --cores, and
-# `--set-threads encode=N` raises it); meta.json, written last, lists the shards.
+# A pool of {threads} encoders, one core each: cluster.data_cpus (Snakemake lowers it to
+# --cores on a workstation; on SLURM it is the job's CPUs). meta.json, written last,
+# lists the shards.
 rule encode:
     input:
         tokenizer=f"{RESULTS}/tokenizer",
@@ -72,7 +73,7 @@ rule encode:
         f"{LOGS}/encode.log",
     conda:
         "../envs/ladder.yaml"
-    threads: 8
+    threads: STUDY.cluster.data_cpus
     params:
         out=lambda w, output: os.path.dirname(output.meta),
     shell:
