@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from ladder.config import SyntheticConfig, load_config
 from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
@@ -112,6 +113,45 @@ def test_isoflop_dag_dry_run(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfile=cfg))
     assert jobs["train"] == jobs["evaluate"] == 6
     assert jobs["corpus"] == jobs["tokenizer"] == jobs["encode"] == jobs["fit"] == 1
+
+
+def test_plan_counts_a_wsd_stable_run_once(capsys, tmp_path):
+    """The cost preview: branches of one size share the stable run, so the study trains
+    the stable run to its last branch point plus each cooldown, not every branch whole."""
+    from ladder.plan import main, trained_flops, wsd_plan
+
+    raw = {
+        "study": "w",
+        "tokenizer": {"vocab_size": 300},
+        "model": {"seq_len": 16, "head_dim": 8},
+        "ladder": {"design": "wsd", "widths": [16, 32], "tokens": [1024, 2048, 4096]},
+        "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
+    }
+    cfg = load_config(raw)
+    rungs = plan(cfg)
+    per_step = {r.id: r.row()["flops"] / r.steps for r in rungs}
+    expected = 0.0
+    for size in wsd_plan(cfg, rungs).values():
+        stops = size["stops"]
+        by_id = {r.id: r for r in rungs if r.id in stops}
+        longest = max(by_id.values(), key=lambda r: r.steps)
+        expected += per_step[longest.id] * longest.steps  # stable to 0.75 of it + its cooldown
+        for rid, r in by_id.items():
+            if r is not longest:
+                expected += per_step[rid] * (r.steps - stops[rid])  # the other cooldowns
+    listed = sum(r.row()["flops"] for r in rungs)
+    assert trained_flops(cfg, rungs) == pytest.approx(expected)
+    assert expected < listed
+    # `ladder plan` says so, next to the per-rung total
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["--configfile", str(tmp_path / "w.yaml"), "--out", str(tmp_path / "p.csv")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("trained in all"))
+    assert f"{expected:.3g} FLOPs" in line and "share their size's stable run" in line
+    # a grid study trains exactly its rungs
+    grid = load_config({**raw, "ladder": {"widths": [16, 32], "tokens": [1024, 2048]}})
+    assert trained_flops(grid, plan(grid)) == pytest.approx(
+        sum(r.row()["flops"] for r in plan(grid))
+    )
 
 
 def test_wsd_branches_continue_the_stable_run_exactly(tmp_path):

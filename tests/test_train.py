@@ -254,7 +254,8 @@ def start_subprocess(rung: Rung, shards: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    """Wait for the first checkpoint; generous, as a loaded CI machine starts torch slowly."""
     t0 = time.time()
     while not path.exists():
         assert proc.poll() is None, proc.stdout.read().decode()

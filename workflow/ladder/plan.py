@@ -37,19 +37,12 @@ from ladder.model import (
 
 
 @dataclass(frozen=True)
-class Rung:
-    """One training run of the ladder: a shape, a token budget, its hyperparameters."""
+class Rung(ModelShape):
+    """One training run of the ladder: a shape (ModelShape's fields, declared there once),
+    a token budget, its hyperparameters. A flat record, so that rung.json and a plan.csv
+    row hold one value per key."""
 
     id: str
-    family: str
-    n_layer: int
-    d_model: int
-    n_head: int
-    n_kv_head: int
-    d_ff: int
-    vocab_size: int
-    seq_len: int
-    tie_embeddings: bool
     tokens: int  # tokens actually trained: steps × batch_tokens
     steps: int
     seed: int
@@ -78,6 +71,7 @@ class Rung:
 
     @property
     def shape(self) -> ModelShape:
+        """The shape alone (a plain ModelShape, e.g. for model.build_config)."""
         return ModelShape(**{f.name: getattr(self, f.name) for f in fields(ModelShape)})
 
     def to_json(self) -> str:
@@ -99,7 +93,8 @@ class Rung:
         """The plan.csv row: the rung, its parameter groups and FLOPs."""
         groups = param_groups(self.shape)
         fpt = flops_per_token(self.shape)
-        return {**asdict(self), **groups, "flops_per_token": fpt, "flops": fpt * self.tokens}
+        row = {"id": self.id, **asdict(self)}  # id first: plan.csv reads like the plan
+        return {**row, **groups, "flops_per_token": fpt, "flops": fpt * self.tokens}
 
 
 def format_count(n: float) -> str:
@@ -535,6 +530,24 @@ class Throughput:
         return f"GPU-hours at {self.flops_per_s:.3g} FLOP/s per GPU ({self.basis})"
 
 
+def trained_flops(study: Study, rungs: list[Rung]) -> float:
+    """The FLOPs the study actually trains: tuning sweeps included, and a WSD size's
+    branches counted once for their shared stable run (its longest stop) plus each
+    cooldown, not each branch's full length as its own row (and the fits) count it."""
+    wsd = wsd_plan(study, rungs)
+    total = sum(r.row()["flops"] for runs in sweep_plan(study, rungs).values() for r in runs)
+    for r in rungs:
+        per_step = r.row()["flops"] / r.steps
+        if r.design == "wsd":
+            total += per_step * (r.steps - wsd[size_of(r)]["stops"][r.id])  # its cooldown
+        else:
+            total += per_step * r.steps
+    for size in wsd.values():  # the stable run, once per size, to its last branch point
+        stable = size["stable"]
+        total += stable.row()["flops"] / stable.steps * max(size["stops"].values())
+    return total
+
+
 def gpu_hours(rung: Rung, flops_per_s: float) -> float:
     """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
     # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
@@ -603,5 +616,17 @@ def main(argv: list[str] | None = None) -> int:
         write_text(args.resolved, yaml.safe_dump(study.to_dict(), sort_keys=False))
     print(summary_table(rungs, throughput))
     print(throughput.describe())
+    listed = sum(r.row()["flops"] for r in rungs)
+    spent = trained_flops(study, rungs)
+    if not math.isclose(spent, listed, rel_tol=1e-9):
+        why = []
+        if study.ladder.design == "wsd":
+            why.append("WSD branches share their size's stable run")
+        if sweep_plan(study, rungs):
+            why.append("the lr/batch sweeps add their runs")
+        print(
+            f"trained in all: {spent:.3g} FLOPs, {spent / throughput.flops_per_s / 3600:.4g} "
+            f"GPU-h ({'; '.join(why)}; each rung's row counts its whole run, as the fits do)"
+        )
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0

@@ -72,7 +72,15 @@ from ladder.runtime import (
     set_threads,
     use_cuda,
 )
-from ladder.shards import EVAL_TOKENS, check_ids, load_meta, open_split, step_batch, val_slice
+from ladder.shards import (
+    EVAL_TOKENS,
+    TokenSequence,
+    check_ids,
+    load_meta,
+    open_split,
+    step_batch,
+    val_slice,
+)
 from ladder.tracking import Tracker, Tracking, continues
 
 LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
@@ -152,7 +160,7 @@ class Run:
     compiled: bool
     peak: float | None  # the device's peak FLOP/s, for MFU
     meta: dict[str, Any]
-    data: np.ndarray  # train.bin
+    data: TokenSequence  # the train split's shards as one sequence
     local: int  # sequences of a step on this rank
     micro: int  # sequences per forward pass
     model: torch.nn.Module
@@ -237,8 +245,9 @@ def setup(
     )
 
 
-def open_data(tokens_dir: str, r: Rung) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """meta.json, train.bin and val.bin, checked to fit rung `r`."""
+def open_data(tokens_dir: str, r: Rung) -> tuple[dict[str, Any], TokenSequence, TokenSequence]:
+    """meta.json and the train and val token sequences (their shards), checked to fit
+    rung `r`."""
     meta = load_meta(tokens_dir)
     data = open_split(tokens_dir, "train", meta)
     val = open_split(tokens_dir, "val", meta)
@@ -251,7 +260,8 @@ def open_data(tokens_dir: str, r: Rung) -> tuple[dict[str, Any], np.ndarray, np.
     width = r.seq_len + (r.family != "bert")
     if len(data) < width:
         raise DataError(
-            f"{tokens_dir}/{split_file('train', 'bin')} has {len(data)} tokens; need >= {width}"
+            f"{tokens_dir}: the train split holds {len(data)} tokens (meta.json's train "
+            f"shards); rung {r.id} needs >= {width} (seq_len + 1): give data more text"
         )
     return meta, data, val
 
@@ -905,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="ladder train", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
-    ap.add_argument("--tokens-dir", required=True, help="train.bin, val.bin, meta.json")
+    ap.add_argument("--tokens-dir", required=True, help="meta.json and its token shards")
     ap.add_argument("--out-dir", required=True, help="the run directory (model/, train.json)")
     ap.add_argument(
         "--val-tokens",
