@@ -22,7 +22,7 @@ import yaml
 from ladder import status as S
 from ladder import train as T
 from ladder.config import load_config
-from ladder.plan import plan, wsd_plan
+from ladder.plan import Throughput, plan, trained_flops, wsd_plan
 from tests.conftest import ROOT
 from tests.test_train import make_shards, tiny_rung
 
@@ -247,6 +247,11 @@ def test_wsd_stable_run_is_one_row(tmp_path):
     ] * 2
     stable, short, long = (r["rung"] for r in rows)
     assert rows[0]["steps"] == 12
+    # GPU-hours left count the stable run once and each branch's cooldown, as `ladder plan`
+    study_cfg = load_config(cfg)
+    rate = Throughput.choose(None, None).flops_per_s
+    left = S.study_status(cfg, tmp_path)["totals"]["gpu_hours_left"]
+    assert left == pytest.approx(trained_flops(study_cfg, plan(study_cfg)) / rate / 3600)
 
     spec = next(s for s in wsd_plan(load_config(cfg), plan(load_config(cfg))).values())["stable"]
     state = None

@@ -21,7 +21,8 @@ runs, after it stopped, and for a SLURM study from the login node. States:
 
 GPU-hours, as runs.csv counts them: wall time × the rung's GPUs, none for a run on the CPU.
 Left: the plan's estimate (plan.csv's est_gpu_hours, at cluster.flops_per_s or the FLOP/s
-`ladder plan` assumes) for what is not done, less the running runs' share already trained;
+`ladder plan` assumes) for what is not done, less the running runs' share already trained
+(a WSD size's stable run counted once, each branch for its cooldown only);
 the FLOP/s per device the finished runs reached is printed as a value for
 cluster.flops_per_s.
 Running and stopped are told apart by the log's age and Snakemake's lock: a rung whose
@@ -94,7 +95,8 @@ class RunStatus:
     wall_s: float | None = None
     train_s: float | None = None  # in training steps only (train.json)
     gpu_hours: float | None = None  # spent (done runs)
-    est_gpu_hours: float | None = None  # the plan's estimate for the whole run
+    est_gpu_hours: float | None = None  # the plan's estimate for the run's own steps
+    first_step: int = 0  # where its own training starts (a WSD branch: at its cooldown)
     note: str = ""
 
 
@@ -372,7 +374,7 @@ def study_status(
     rows += ladder
     every = {s.id: s for runs in sweeps.values() for s in runs} | {r.id: r for r in rungs}
     every |= {w["stable"].id: w["stable"] for w in wsd.values()}
-    basis = estimate(rows, every, results, study.cluster.flops_per_s)
+    basis = estimate(rows, every, results, study.cluster.flops_per_s, wsd)
     return {
         "study": study.study,
         "results": str(results),
@@ -384,16 +386,25 @@ def study_status(
     }
 
 
-def estimate(rows, rungs: dict[str, Rung], results: Path, flops_per_s) -> dict[str, Any]:
+def estimate(rows, rungs: dict[str, Rung], results: Path, flops_per_s, wsd) -> dict[str, Any]:
     """Each run's estimated GPU-hours (est_gpu_hours): plan.csv's, else (sweeps, WSD stable
     runs, no plan.csv yet) at the throughput `ladder plan` assumes (cluster.flops_per_s, else
-    plan.DEFAULT_FLOPS_PER_S). Returns that basis, and the FLOP/s per device the finished
-    runs reached in their training steps (a value for cluster.flops_per_s)."""
+    plan.DEFAULT_FLOPS_PER_S), for the steps the run trains itself: a WSD stable run to its
+    last branch point, a branch from its own (as `ladder plan`'s "trained in all").
+    Returns that basis, and the FLOP/s per device the finished runs reached in their
+    training steps (a value for cluster.flops_per_s)."""
     planned, basis = plan_estimates(results)
     throughput = Throughput.choose(None, flops_per_s)
+    stops = {rid: stop for w in wsd.values() for rid, stop in w["stops"].items()}
     for s in rows:
         r = rungs[s.rung]
-        s.est_gpu_hours = planned.get(s.rung) or gpu_hours(r, throughput.flops_per_s)
+        whole = planned.get(s.rung) or gpu_hours(r, throughput.flops_per_s)
+        if s.kind == "stable":  # its row's steps: the last branch point
+            whole *= (s.steps or r.steps) / r.steps
+        elif s.rung in stops:
+            s.first_step = stops[s.rung]
+            whole *= (r.steps - s.first_step) / r.steps
+        s.est_gpu_hours = whole
     done = [s for s in rows if s.train_s and s.state in ("trained", "done")]
     device_s = sum(s.train_s * rungs[s.rung].gpus for s in done)
     measured = sum(rungs[s.rung].row()["flops"] for s in done) / device_s if device_s else None
@@ -410,7 +421,8 @@ def totals(rows: list[RunStatus], basis: dict[str, Any]) -> dict[str, Any]:
         if s.est_gpu_hours is None:
             unknown += 1
             continue
-        frac = 1 - (s.step or 0) / s.steps if s.steps else 1
+        own = (s.steps or 0) - s.first_step  # steps the run trains itself
+        frac = 1 - max(0, (s.step or 0) - s.first_step) / own if own > 0 else 1
         left += s.est_gpu_hours * max(0.0, frac)
     return {
         "runs": len(rows),
