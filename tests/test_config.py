@@ -239,7 +239,8 @@ def test_ladder_plan_always_estimates_gpu_hours(cluster, extra, rate, basis, tmp
         assert float(row["est_gpu_hours"]) == pytest.approx(float(row["flops"]) / rate / 3600)
         assert float(row["est_flops_per_s"]) == rate and row["est_basis"] == basis
     total_h = sum(float(r["est_gpu_hours"]) for r in rows)
-    assert "est. GPU-h" in printed and f"{total_h:.4g}" in printed.splitlines()[-3]
+    total_line = next(x for x in printed.splitlines() if x.startswith("total "))
+    assert "est. GPU-h" in printed and f"{total_h:.4g}" in total_line
     if basis == "assumed":
         assert "GPU-hours assuming 4e+14 FLOP/s per GPU" in printed
     else:
