@@ -23,3 +23,15 @@ def base_config() -> dict:
         "ladder": {"widths": [16, 32], "tokens": 10000},
         "train": {"batch_tokens": 1024},
     }
+
+
+def wsd_study(**ladder) -> dict:
+    """A tiny WSD study (one 16-wide size, branches at 1024 and 2048 tokens; 8 and 16 steps,
+    the last quarter cooling down), as a dict; `ladder` keys replace the ladder's."""
+    return {
+        "study": "w",
+        "tokenizer": {"vocab_size": 300},
+        "model": {"seq_len": 16, "head_dim": 8},
+        "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048], **ladder},
+        "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
+    }

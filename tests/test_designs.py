@@ -13,6 +13,7 @@ from ladder.config import SyntheticConfig, load_config
 from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import deepseek_hparams, plan, shape_for_params
+from tests.conftest import wsd_study
 from tests.test_config import merged
 from tests.test_pipeline import planned_jobs, snakemake
 
@@ -120,13 +121,7 @@ def test_plan_counts_a_wsd_stable_run_once(capsys, tmp_path):
     the stable run to its last branch point plus each cooldown, not every branch whole."""
     from ladder.plan import main, trained_flops, wsd_plan
 
-    raw = {
-        "study": "w",
-        "tokenizer": {"vocab_size": 300},
-        "model": {"seq_len": 16, "head_dim": 8},
-        "ladder": {"design": "wsd", "widths": [16, 32], "tokens": [1024, 2048, 4096]},
-        "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
-    }
+    raw = wsd_study(widths=[16, 32], tokens=[1024, 2048, 4096])
     cfg = load_config(raw)
     rungs = plan(cfg)
     per_step = {r.id: r.row()["flops"] / r.steps for r in rungs}
@@ -165,15 +160,7 @@ def test_wsd_branches_continue_the_stable_run_exactly(tmp_path):
 
     torch.set_num_threads(1)
     shards = make_shards(tmp_path / "tokens")
-    cfg = load_config(
-        {
-            "study": "w",
-            "tokenizer": {"vocab_size": 300},
-            "model": {"seq_len": 16, "head_dim": 8},
-            "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
-            "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
-        }
-    )
+    cfg = load_config(wsd_study())
     short, long = plan(cfg)
     assert short.tokens < long.tokens and short.schedule == long.schedule == "wsd"
     (size,) = wsd_plan(cfg, [short, long]).values()

@@ -23,7 +23,7 @@ from ladder import status as S
 from ladder import train as T
 from ladder.config import load_config
 from ladder.plan import Throughput, plan, trained_flops, wsd_plan
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wsd_study
 from tests.test_train import make_shards, tiny_rung
 
 TINY = ROOT / "tests/configs/tiny.yaml"
@@ -232,13 +232,7 @@ def assert_tracked(study: Path) -> None:
 def test_wsd_stable_run_is_one_row(tmp_path):
     """A WSD size's stable run is trained in segments (logs/wsd_segment/<size>/): one row,
     stopped between segments while Snakemake is not running, done at the last stop."""
-    cfg = {
-        "study": "w",
-        "tokenizer": {"vocab_size": 300},
-        "model": {"seq_len": 16, "head_dim": 8},
-        "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
-        "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
-    }
+    cfg = wsd_study()
     study = tmp_path / "results" / "w"
     shards = make_shards(study / "tokens")
     rows = S.study_status(cfg, tmp_path)["runs"]

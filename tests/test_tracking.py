@@ -22,6 +22,7 @@ from ladder.fit.table import write_fits
 from ladder.plan import plan, wsd_plan
 from ladder.report import cli as report_cli
 from ladder.tracking import Tracker, Tracking, continues, headline
+from tests.conftest import wsd_study
 from tests.test_report import runs_table
 from tests.test_train import make_shards, read_log, tiny_rung, wait_for
 
@@ -262,15 +263,7 @@ def test_wsd_segments_share_one_run_and_a_branch_has_its_own(shards, tmp_path):
     """A WSD size's stable run is trained in segments (each continuing the last one's
     state): one W&B run and one TensorBoard run; a cooldown branch started from a segment's
     state is a run of its own, its curve from step 1."""
-    cfg = load_config(
-        {
-            "study": "w",
-            "tokenizer": {"vocab_size": 300},
-            "model": {"seq_len": 16, "head_dim": 8},
-            "ladder": {"design": "wsd", "widths": [16], "tokens": [1024, 2048]},
-            "train": {"batch_tokens": 128, "micro_batch": 4, "decay_frac": 0.25},
-        }
-    )
+    cfg = load_config(wsd_study())
     short, long = plan(cfg)
     (size,) = wsd_plan(cfg, [short, long]).values()
     stable = size["stable"]
