@@ -530,22 +530,26 @@ class Throughput:
         return f"GPU-hours at {self.flops_per_s:.3g} FLOP/s per GPU ({self.basis})"
 
 
+def own_steps(study: Study, rungs: list[Rung]) -> dict[str, tuple[Rung, int, int]]:
+    """Every run the study trains (sweep runs, WSD stable runs, the rungs) -> (run, first
+    step, end step) of the steps it trains itself: a WSD stable run to its size's last
+    branch point, a WSD branch its cooldown only (it continues the stable run), any other
+    run all its steps. A rung's own row (and the fits) count its whole run."""
+    out = {r.id: (r, 0, r.steps) for runs in sweep_plan(study, rungs).values() for r in runs}
+    out |= {r.id: (r, 0, r.steps) for r in rungs}
+    for size in wsd_plan(study, rungs).values():
+        stable, stops = size["stable"], size["stops"]
+        out[stable.id] = (stable, 0, max(stops.values()))
+        out |= {rid: (out[rid][0], stop, out[rid][0].steps) for rid, stop in stops.items()}
+    return out
+
+
 def trained_flops(study: Study, rungs: list[Rung]) -> float:
-    """The FLOPs the study actually trains: tuning sweeps included, and a WSD size's
-    branches counted once for their shared stable run (its longest stop) plus each
-    cooldown, not each branch's full length as its own row (and the fits) count it."""
-    wsd = wsd_plan(study, rungs)
-    total = sum(r.row()["flops"] for runs in sweep_plan(study, rungs).values() for r in runs)
-    for r in rungs:
-        per_step = r.row()["flops"] / r.steps
-        if r.design == "wsd":
-            total += per_step * (r.steps - wsd[size_of(r)]["stops"][r.id])  # its cooldown
-        else:
-            total += per_step * r.steps
-    for size in wsd.values():  # the stable run, once per size, to its last branch point
-        stable = size["stable"]
-        total += stable.row()["flops"] / stable.steps * max(size["stops"].values())
-    return total
+    """The FLOPs the study actually trains (own_steps: each WSD stable run once)."""
+    return sum(
+        r.row()["flops"] * (end - first) / r.steps
+        for r, first, end in own_steps(study, rungs).values()
+    )
 
 
 def gpu_hours(rung: Rung, flops_per_s: float) -> float:

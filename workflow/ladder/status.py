@@ -54,6 +54,7 @@ from ladder.plan import (
     Throughput,
     format_count,
     gpu_hours,
+    own_steps,
     plan,
     size_of,
     sweep_plan,
@@ -372,9 +373,7 @@ def study_status(
         branches = [b for b, r in zip(ladder, rungs, strict=True) if size_of(r) == size]
         rows.append(stable_status(size, w, results, workdir, smk, stale_s, now, branches))
     rows += ladder
-    every = {s.id: s for runs in sweeps.values() for s in runs} | {r.id: r for r in rungs}
-    every |= {w["stable"].id: w["stable"] for w in wsd.values()}
-    basis = estimate(rows, every, results, study.cluster.flops_per_s, wsd)
+    basis = estimate(rows, own_steps(study, rungs), results, study.cluster.flops_per_s)
     return {
         "study": study.study,
         "results": str(results),
@@ -386,25 +385,22 @@ def study_status(
     }
 
 
-def estimate(rows, rungs: dict[str, Rung], results: Path, flops_per_s, wsd) -> dict[str, Any]:
+def estimate(
+    rows, runs: dict[str, tuple[Rung, int, int]], results: Path, flops_per_s
+) -> dict[str, Any]:
     """Each run's estimated GPU-hours (est_gpu_hours): plan.csv's, else (sweeps, WSD stable
     runs, no plan.csv yet) at the throughput `ladder plan` assumes (cluster.flops_per_s, else
-    plan.DEFAULT_FLOPS_PER_S), for the steps the run trains itself: a WSD stable run to its
-    last branch point, a branch from its own (as `ladder plan`'s "trained in all").
-    Returns that basis, and the FLOP/s per device the finished runs reached in their
+    plan.DEFAULT_FLOPS_PER_S), for the steps the run trains itself (plan.own_steps: a WSD
+    stable run to its last branch point, a branch from there), as `ladder plan`'s "trained in
+    all". Returns that basis, and the FLOP/s per device the finished runs reached in their
     training steps (a value for cluster.flops_per_s)."""
     planned, basis = plan_estimates(results)
     throughput = Throughput.choose(None, flops_per_s)
-    stops = {rid: stop for w in wsd.values() for rid, stop in w["stops"].items()}
+    rungs = {rid: run[0] for rid, run in runs.items()}
     for s in rows:
-        r = rungs[s.rung]
+        r, s.first_step, end = runs[s.rung]
         whole = planned.get(s.rung) or gpu_hours(r, throughput.flops_per_s)
-        if s.kind == "stable":  # its row's steps: the last branch point
-            whole *= (s.steps or r.steps) / r.steps
-        elif s.rung in stops:
-            s.first_step = stops[s.rung]
-            whole *= (r.steps - s.first_step) / r.steps
-        s.est_gpu_hours = whole
+        s.est_gpu_hours = whole * (end - s.first_step) / r.steps
     done = [s for s in rows if s.train_s and s.state in ("trained", "done")]
     device_s = sum(s.train_s * rungs[s.rung].gpus for s in done)
     measured = sum(rungs[s.rung].row()["flops"] for s in done) / device_s if device_s else None
