@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 import ladder.evaluate as E
 from ladder import aggregate, tune
 from ladder.fit import cli as fit_cli
-from ladder.loss import LossModel
+from ladder.train import lr_at
+from tests.conftest import nan_loss_from
 from tests.test_train import make_shards, read_log, run, tiny_rung
 
 torch.set_num_threads(1)
@@ -28,13 +29,16 @@ def shards(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(shards, tmp_path_factory) -> tuple[Path, dict]:
-    """runs/<id>/ of two rungs: `ok` (lr 0.003) and `hot` (lr 1e4, NaN at step 3)."""
+    """runs/<id>/ of two rungs: `ok` (lr 0.003) and `hot` (lr 0.03, its loss NaN from step 3
+    on by construction: `nan_loss_from`)."""
     root = tmp_path_factory.mktemp("runs")
     rungs = {"ok": tiny_rung(tokens=1024, eval_points=0)}
-    rungs["hot"] = tiny_rung(tokens=1024, eval_points=0, lr=1e4)
+    rungs["hot"] = tiny_rung(tokens=1024, eval_points=0, lr=0.03)
     rungs = {k: r.__class__(**{**r.__dict__, "id": k}) for k, r in rungs.items()}
-    for name, r in rungs.items():
-        assert run(r, shards, root / name) == 0  # both jobs succeed
+    assert run(rungs["ok"], shards, root / "ok") == 0
+    with pytest.MonkeyPatch.context() as mp:
+        nan_loss_from(mp, step=3)
+        assert run(rungs["hot"], shards, root / "hot") == 0  # a divergence is not a failure
     return root, rungs
 
 
@@ -47,10 +51,10 @@ def evaluate(r, run_dir: Path, shards: Path, *extra: str) -> int:
 
 
 def test_diverged_rung_writes_its_outputs_marked(runs):
-    root, _ = runs
+    root, rungs = runs
     summary = json.loads((root / "hot" / "train.json").read_text())
     assert summary["diverged"] is True and summary["diverged_at_step"] == 3
-    assert summary["diverged_loss"] == "nan" and summary["diverged_lr"] > 1e3
+    assert summary["diverged_loss"] == "nan" and summary["diverged_lr"] == lr_at(2, rungs["hot"])
     assert summary["loss_nats"] is None and summary["val_loss_nats"] is None
     assert summary["last_finite_step"] == 2 and summary["model_step"] == 0
     log = read_log(root / "hot")
@@ -133,7 +137,7 @@ def test_sweep_chooses_among_runs_that_did_not_diverge(runs, tmp_path, capsys):
     argv = ["--size", "L1-d16", "--sweep-json", json.dumps(sweep[:1]), "--evals", evals[0]]
     assert tune.main([*argv, "--out", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "size L1-d16: every sweep run diverged" in err and "hot (lr 1e+04)" in err
+    assert "size L1-d16: every sweep run diverged" in err and "hot (lr 0.03)" in err
     assert not (tmp_path / "none.json").exists()
 
 
@@ -143,17 +147,7 @@ def test_model_holds_the_last_checkpoint_before_the_nan(shards, tmp_path, monkey
     rung = tiny_rung(tokens=1024, eval_points=0, checkpoint_minutes=1e-9)
     clean = tmp_path / "clean"
     assert run(rung, shards, clean, "--stop-step", "5", "--state-out", str(tmp_path / "s5")) == 0
-    forward, calls = LossModel.forward, []
-
-    def poisoned(self, *a, **kw):
-        loss = forward(self, *a, **kw)
-        if torch.is_grad_enabled():
-            calls.append(1)
-            if len(calls) > 5 * 2:  # from step 6 on (2 micro-batches per step)
-                return loss * float("nan")
-        return loss
-
-    monkeypatch.setattr(LossModel, "forward", poisoned)
+    nan_loss_from(monkeypatch, step=6)
     assert run(rung, shards, tmp_path / "hot") == 0
     summary = json.loads((tmp_path / "hot" / "train.json").read_text())
     assert summary["diverged_at_step"] == 6 and summary["model_step"] == 5
@@ -164,10 +158,11 @@ def test_model_holds_the_last_checkpoint_before_the_nan(shards, tmp_path, monkey
         assert torch.equal(tensor, state["model"][name]), name
 
 
-def test_wsd_branch_of_a_diverged_stable_run_is_marked(shards, tmp_path):
-    rung = tiny_rung(tokens=1024, eval_points=0, lr=1e4, schedule="wsd")
+def test_wsd_branch_of_a_diverged_stable_run_is_marked(shards, tmp_path, monkeypatch):
+    rung = tiny_rung(tokens=1024, eval_points=0, schedule="wsd")
     state = tmp_path / "stable" / "b.state.pt"
     argv = ["--stop-step", "6", "--state-out", str(state)]
+    nan_loss_from(monkeypatch, step=3)
     assert run(rung, shards, tmp_path / "stable", *argv) == 0
     saved = torch.load(state, weights_only=True)
     assert saved["diverged"]["step"] == 3 and "model" not in saved
