@@ -6,7 +6,6 @@ text by `snakemake --config`), and the plan-time memory warning."""
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 
 import pytest
@@ -15,7 +14,7 @@ import yaml
 from ladder import plan as P
 from ladder.config import data_files, load_config, load_section
 from ladder.plan import plan
-from tests.conftest import ROOT
+from tests.conftest import ROOT, snakemake_cmd
 
 BASE = {
     "study": "unit",
@@ -183,21 +182,9 @@ def test_values_given_as_text_are_typed_by_the_schema(sections, check):
 
 def test_readme_override_example_through_snakemake(tmp_path):
     """The README's line, exactly: nested --config values arrive as strings."""
-    cmd = [
-        shutil.which("snakemake") or "snakemake",
-        "-n",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(ROOT / "config/config.yaml"),  # what the README's line reads from the repo root
-        "--cores",
-        "all",
-        "--config",
-        "study=lr2",
-        "train={lr: 0.002}",
-    ]
+    config = ROOT / "config/config.yaml"  # what the README's line reads from the repo root
+    cmd = snakemake_cmd(config, "-n", "--config", "study=lr2", "train={lr: 0.002}",
+                        workdir=tmp_path, cores="all")  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-2000:]

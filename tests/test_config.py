@@ -19,16 +19,7 @@ from ladder.errors import ConfigError
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import format_count, plan, plan_csv
 from ladder.plan import main as plan_main
-
-
-def merged(base: dict, **sections) -> dict:
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            cfg.setdefault(key, {}).update(value)
-        else:
-            cfg[key] = value
-    return cfg
+from tests.conftest import merged
 
 
 def test_defaults_are_filled(base_config):

@@ -7,26 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from ladder.config import load_section
 from ladder.data import build_corpus, documents, is_val, read_split, split_corpus
 from ladder.errors import DataError
-
-DATA = load_section(
-    "data",
-    {
-        "source": "stdlib",
-        "paths": [],
-        "hf": {"name": None, "config": None, "split": "train", "revision": None},
-        "text_field": "text",
-        "val_fraction": 0.1,
-        "max_bytes": 200_000,
-        "min_doc_bytes": 1,
-    },
-)
-
-
-def texts(n: int) -> list[str]:
-    return [f"document {i}: " + "lorem ipsum " * (i % 7 + 1) for i in range(n)]
+from tests.conftest import DATA, texts
 
 
 def test_split_is_deterministic_order_free_and_near_fraction():

@@ -13,9 +13,7 @@ from ladder.config import SyntheticConfig, load_config
 from ladder.data import entropy_nats, synthetic_corpus, zipf_probs
 from ladder.model import flops_per_token, param_groups
 from ladder.plan import deepseek_hparams, plan, shape_for_params
-from tests.conftest import wsd_study
-from tests.test_config import merged
-from tests.test_pipeline import planned_jobs, snakemake
+from tests.conftest import make_shards, merged, planned_jobs, snakemake, wsd_study
 
 
 def test_grid_is_sizes_times_budgets(base_config):
@@ -156,7 +154,6 @@ def test_wsd_branches_continue_the_stable_run_exactly(tmp_path):
 
     from ladder import train as T
     from ladder.plan import wsd_plan
-    from tests.test_train import make_shards
 
     torch.set_num_threads(1)
     shards = make_shards(tmp_path / "tokens")

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 
 from ladder import devices
 from ladder.config import load_config
-from tests.conftest import ROOT
+from tests.conftest import ROOT, snakemake, wait_until
 
 LAUNCH = [sys.executable, "-m", "ladder.devices"]
 CLUSTER = load_config({"ladder": {"widths": [16]}}).cluster
@@ -134,12 +135,30 @@ def test_quarter_gpu_jobs_share_one_device_and_a_fifth_waits(locks):
 
 def test_the_claim_lives_as_long_as_the_command(locks):
     job = launch(100, "sleep 2", "0")
-    deadline = time.monotonic() + 30
-    while devices.used_percent(locks / "local", ["0"])["0"] == 0:
-        assert time.monotonic() < deadline, "the launcher never claimed the GPU"
-        time.sleep(0.1)
+    claimed = lambda: devices.used_percent(locks / "local", ["0"])["0"] != 0  # noqa: E731
+    wait_until("the launcher to claim the GPU", claimed, 30, job, every_s=0.1)
     job.wait(timeout=60)
     assert devices.used_percent(locks / "local", ["0"])["0"] == 0  # released on exit
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout_s: float = 60) -> None:
+    """Read `proc`'s stdout until a line holds `text`. Fails clearly when the stream ends
+    first (the child exited: readline returns '' at EOF, forever) or after `timeout_s`: a
+    reader thread, as readline itself may block that long."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if text in line:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen = lambda: any(text in line for line in lines)  # noqa: E731
+    wait_until(f"'{text}'", lambda: seen() or not reader.is_alive(), timeout_s,
+               details=lambda: lines)  # fmt: skip
+    assert seen(), f"stdout ended (exit status {proc.poll()}) before '{text}': {lines}"
 
 
 def test_signals_reach_the_command_directly(locks, tmp_path):
@@ -157,8 +176,7 @@ def test_signals_reach_the_command_directly(locks, tmp_path):
     job = subprocess.Popen(
         [*LAUNCH, "--", sys.executable, "-c", handler], env=env, stdout=subprocess.PIPE, text=True
     )
-    while "ready" not in job.stdout.readline():
-        pass
+    wait_for_line(job, "ready")
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=30) == 143
     assert mark.read_text() == "yes"
@@ -228,12 +246,7 @@ def test_rules_ask_for_gpus_cpus_memory_and_runtime(tmp_path):
     cfg["cluster"] = {"flops_per_s": 1e6, "min_runtime_min": 1, "mem_mb": 1000}
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(tmp_path), "--configfile", str(path), "-n", "--cores", "2",
-         "--workflow-profile", "none"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = snakemake(tmp_path, "-n", "--workflow-profile", "none", configfile=path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = job_resources(proc)
     small, large = jobs["train:L1-d8-T16.4K"], jobs["train:L2-d32-T16.4K"]

@@ -16,8 +16,7 @@ import ladder.evaluate as E
 from ladder import aggregate, tune
 from ladder.fit import cli as fit_cli
 from ladder.train import lr_at
-from tests.conftest import nan_loss_from
-from tests.test_train import make_shards, read_log, run, tiny_rung
+from tests.conftest import make_shards, nan_loss_from, read_log, run, tiny_rung
 
 torch.set_num_threads(1)
 

@@ -22,7 +22,7 @@ import torch
 
 from ladder import aggregate, evaluate
 from ladder import train as T
-from tests.test_train import ENV, curve, make_shards, read_log, run, tiny_rung
+from tests.conftest import ENV, curve, make_shards, read_log, run, tiny_rung
 
 torch.set_num_threads(1)
 STEPS = 10

@@ -5,41 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
-
-TINY = ROOT / "tests/configs/tiny.yaml"
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY) -> subprocess.CompletedProcess:
-    cmd = [
-        shutil.which("snakemake") or "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table."""
-    if "Nothing to be done" in proc.stdout + proc.stderr:
-        return {}
-    stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
-    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M)}
+from tests.conftest import TINY, planned_jobs, snakemake
 
 
 @pytest.fixture(scope="module")

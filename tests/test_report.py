@@ -22,53 +22,7 @@ from ladder import fit
 from ladder.artifacts import REPORT_PLOTS
 from ladder.fit.table import write_fits
 from ladder.report import allocation, build, cli, curves, inputs, laws, make_report
-from tests.conftest import ROOT
-
-# the law the synthetic runs follow (Hoffmann et al. 2022's fitted values, rounded)
-E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
-
-
-def runs_table(budgets: list[float], sizes: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """An IsoFLOP design: every size at every budget, D = C / (6 N), 0.5% log-normal noise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for C in budgets:
-        for i, N in enumerate(sizes):
-            D = C / (6 * N)
-            loss = (E + A / N**ALPHA + B / D**BETA) * math.exp(rng.normal(0, 0.005))
-            rows.append(
-                {
-                    "rung": f"L{i + 1}-d{32 * (i + 1)}-C{C:.0e}",
-                    "family": "llama",
-                    "n_layer": i + 1,
-                    "d_model": 32 * (i + 1),
-                    "n_head": 4,
-                    "seq_len": 64,
-                    "vocab_size": 512,
-                    "lr": 3e-3,
-                    "batch_tokens": 4096,
-                    "params_total": 1.2 * N,
-                    "params_non_embedding": N,
-                    "params_embedding": 0.1 * N,
-                    "params_head": 0.1 * N,
-                    "params_with_head": 1.1 * N,
-                    "tokens": D,
-                    "flops_per_token": 6 * N,
-                    "flops": 6 * N * D,
-                    "loss_nats": loss,
-                    "bits_per_byte": loss / math.log(2) / 3.7,
-                    "eval_tokens": 65536,
-                    "train_loss_nats": loss * 0.99,
-                    "wall_s": 10.0 + i,
-                    "tokens_per_s": 1e5,
-                    "mfu": np.nan,
-                    "device": "cpu",
-                    "gpu_hours": 0.0,
-                    "diverged": 0,
-                    "design": "isoflop",  # a column a later design adds: tolerated
-                }
-            )
-    return pd.DataFrame(rows)
+from tests.conftest import ALPHA, BETA, ROOT, A, B, E, runs_table
 
 
 def curves_table(runs: pd.DataFrame, points: int = 30) -> pd.DataFrame:

@@ -19,16 +19,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY, snakemake_cmd, wait_until
 
-TINY = ROOT / "tests/configs/tiny.yaml"
 CLUSTER_SH = ROOT / "scripts/slurm/cluster.sh"
 FAKE_GPUS = 2  # two jobs at a time on the two CPUs of a CI machine
 
@@ -105,14 +103,15 @@ def write_config(path: Path, **changes) -> Path:
     return path
 
 
-def snakemake_cmd(configfile: Path, *args: str, slurm: bool = True) -> list[str]:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
-    cmd += ["--configfile", str(configfile)]
+def slurm_cmd(configfile: Path, *args: str, slurm: bool = True) -> list[str]:
+    """snakemake_cmd in the caller's cwd: with the SLURM profile (its jobs, no --cores), or
+    without it (args then name the cores)."""
+    profile = []
     if slurm:
         # a short first status delay keeps the tiny jobs quick (MinJobAge 3600 >= 3 x 2)
-        cmd += ["--workflow-profile", str(ROOT / "profiles/slurm")]
-        cmd += ["--slurm-init-seconds-before-status-checks", "2"]
-    return cmd + list(args)
+        profile += ["--workflow-profile", str(ROOT / "profiles/slurm")]
+        profile += ["--slurm-init-seconds-before-status-checks", "2"]
+    return snakemake_cmd(configfile, *profile, *args, cores=None)
 
 
 def jobs_of_run(output: str) -> list[dict[str, str]]:
@@ -146,11 +145,11 @@ def tiny_runs(cluster, tmp_path_factory):
     config = write_config(remote / "tiny.yaml", cluster=cluster_cfg)
     t0 = time.monotonic()
     local_run = subprocess.Popen(
-        snakemake_cmd(config, "--cores", "1", slurm=False),
+        slurm_cmd(config, "--cores", "1", slurm=False),
         cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     proc = subprocess.run(
-        snakemake_cmd(config), cwd=remote, capture_output=True, text=True, timeout=900
+        slurm_cmd(config), cwd=remote, capture_output=True, text=True, timeout=900
     )
     slurm_s = time.monotonic() - t0
     local_out = local_run.communicate(timeout=900)[0]
@@ -222,14 +221,14 @@ class LogWatch:
         return self.lines
 
     def wait_for(self, pattern: str, proc: subprocess.Popen, timeout_s: float = 240) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """The last line matching `pattern`, once one appears."""
+
+        def last_hit() -> str | None:
             hits = [line for line in self.poll() if re.search(pattern, line)]
-            if hits:
-                return hits[-1]
-            assert proc.poll() is None, f"snakemake ended before '{pattern}': {self.lines}"
-            time.sleep(0.2)
-        raise AssertionError(f"no '{pattern}' in {self.path} after {timeout_s} s: {self.lines}")
+            return hits[-1] if hits else None
+
+        what = f"'{pattern}' in {self.path}"
+        return wait_until(what, last_hit, timeout_s, proc, every_s=0.2, details=lambda: self.lines)
 
 
 def running_train_job() -> str:
@@ -243,15 +242,13 @@ def running_train_job() -> str:
 
 
 def wait_until_pending(job: str, timeout_s: float = 120) -> None:
-    deadline, state = time.monotonic() + timeout_s, ""
-    while time.monotonic() < deadline:
-        state = subprocess.run(
+    def state() -> str:
+        return subprocess.run(
             ["squeue", "--noheader", "--jobs", job, "-o", "%T"], capture_output=True, text=True
         ).stdout.strip()
-        if state == "PENDING":
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} was not requeued (state {state})")
+
+    wait_until(f"job {job} to be requeued (PENDING)", lambda: state() == "PENDING", timeout_s,
+               every_s=0.2, details=lambda: f"state {state()}")  # fmt: skip
 
 
 def copy_tokens(src: Path, dst: Path) -> None:
@@ -283,16 +280,14 @@ def test_killed_rung_resumes_and_equals_an_uninterrupted_run(tiny_runs, tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     proc = subprocess.Popen(
-        snakemake_cmd(config, f"results/tiny/runs/{rung.id}/train.json"),
+        slurm_cmd(config, f"results/tiny/runs/{rung.id}/train.json"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     log = LogWatch(tmp_path / f"results/tiny/logs/train/{rung.id}.log")
     try:
         # 1. preemption: SLURM requeues the job (same id), the trainer checkpoints on SIGTERM
-        deadline = time.monotonic() + 240
-        while not (run / "ckpt/state.pt").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, log.poll()
-            time.sleep(0.2)
+        ckpt = run / "ckpt/state.pt"
+        wait_until(f"{ckpt} to appear", ckpt.exists, 240, proc, every_s=0.2, details=log.poll)
         job = running_train_job()
         subprocess.run(["scontrol", "requeue", job], check=True)
         first = log.wait_for(r"SIGTERM at step \d+; checkpoint saved", proc)
@@ -344,7 +339,7 @@ def test_a_failing_job_is_reported_promptly(tiny_runs, tmp_path):
     config = write_config(tmp_path / "bad.yaml", ladder={"widths": [8]})
     t0 = time.time()
     proc = subprocess.Popen(
-        snakemake_cmd(config, "results/tiny/runs/L1-d8-T16.4K/train.json", "--retries", "0"),
+        slurm_cmd(config, "results/tiny/runs/L1-d8-T16.4K/train.json", "--retries", "0"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines, first_error_at = [], None

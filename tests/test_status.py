@@ -9,10 +9,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,10 +21,18 @@ from ladder import status as S
 from ladder import train as T
 from ladder.config import load_config
 from ladder.plan import Throughput, plan, trained_flops, wsd_plan
-from tests.conftest import ROOT, wsd_study
-from tests.test_train import make_shards, tiny_rung
+from tests.conftest import (
+    TINY,
+    log_rows,
+    make_shards,
+    snakemake_cmd,
+    tensorboard_scalars,
+    tiny_rung,
+    wait_until,
+    wandb_runs,
+    wsd_study,
+)
 
-TINY = ROOT / "tests/configs/tiny.yaml"
 DIVERGES, FAILS, KILLED, PLAIN = "L1-d8-T16.4K", "L1-d16-T16.4K", "L2-d24-T16.4K", "L2-d32-T16.4K"
 OVERRIDES = {
     DIVERGES: {"lr": 1.0e9},  # NaN within a few steps, recorded in train.json
@@ -99,23 +105,8 @@ def study_config(tmp_path: Path, overrides: dict, tools=("tensorboard", "wandb")
     return path
 
 
-def snakemake_cmd(workdir: Path, configfile: Path) -> list[str]:
-    return [shutil.which("snakemake") or "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-            "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
-            "--keep-going"]  # fmt: skip
-
-
 def states(workdir: Path, configfile: Path) -> dict[str, dict]:
     return {s["rung"]: s for s in S.study_status(configfile, workdir)["runs"]}
-
-
-def wait_until(what: str, test, timeout_s: float = 600, proc=None):
-    t0 = time.time()
-    while not (got := test()):
-        assert proc is None or proc.poll() is None, f"snakemake ended before {what}"
-        assert time.time() - t0 < timeout_s, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return got
 
 
 def trainer_pid(rung_id: str) -> int | None:
@@ -150,8 +141,8 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
     assert before["totals"]["counts"]["planned"] == 4 and not before["snakemake_running"]
 
     # during: freeze KILLED at its first progress lines, let the others end
-    smk = subprocess.Popen(snakemake_cmd(work, config), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    smk = subprocess.Popen(snakemake_cmd(config, "--keep-going", workdir=work),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         progress = lambda: log.exists() and " step " in log.read_text()  # noqa: E731
         wait_until("a progress line", progress, proc=smk)
@@ -199,7 +190,8 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
     # after: the two broken rungs fixed, the killed one resumed, the study finished
     fixed = study_config(tmp_path, {KILLED: OVERRIDES[KILLED]})
     evals = [f"results/tiny/runs/{r}/eval.json" for r in (DIVERGES, FAILS, KILLED, PLAIN)]
-    cmd = [*snakemake_cmd(work, fixed), *evals]  # every rung; not the fits and report
+    # every rung; not the fits and report
+    cmd = snakemake_cmd(fixed, "--keep-going", *evals, workdir=work)
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     after = S.study_status(fixed, work)
@@ -213,15 +205,14 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
 
     # tracking changes no result: turning it off retrains and re-evaluates nothing
     off = study_config(tmp_path, {KILLED: OVERRIDES[KILLED]}, tools=())
-    res = subprocess.run([*snakemake_cmd(work, off), "-n", *evals], capture_output=True, text=True)
+    cmd = snakemake_cmd(off, "--keep-going", "-n", *evals, workdir=work)
+    res = subprocess.run(cmd, capture_output=True, text=True)
     assert "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]
 
 
 def assert_tracked(study: Path) -> None:
     """Through Snakemake (LADDER_TRACKING from the Snakefile): every rung's TensorBoard run
     holds its train_log.csv steps; the rung stopped and resumed is one W&B run."""
-    from tests.test_tracking import log_rows, tensorboard_scalars, wandb_runs
-
     for rung in (DIVERGES, FAILS, KILLED, PLAIN):
         steps = [int(r["step"]) for r in log_rows(study / "runs" / rung)]
         tb = tensorboard_scalars(study / "tensorboard" / rung)

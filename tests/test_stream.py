@@ -18,13 +18,14 @@ from ladder import shards as S
 from ladder.data import build_corpus, corpus_stats, documents, read_split, split_corpus
 from ladder.errors import DataError
 from ladder.tokenize import main_encode, main_tokenizer, symbol_tokenizer, train_bpe
-from tests.test_data import DATA, texts
-from tests.test_train import (
+from tests.conftest import (
+    DATA,
     assert_same_run,
     curve,
     make_shards,
     run,
     start_subprocess,
+    texts,
     tiny_rung,
     wait_for,
 )

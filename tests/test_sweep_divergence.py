@@ -9,8 +9,7 @@ import json
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_pipeline import snakemake
+from tests.conftest import ROOT, snakemake
 
 CONFIG = ROOT / "tests/configs/tiny_diverge.yaml"
 BAD_RUNG = "L1-d16-T8.19K"  # its override decays the weights to inf

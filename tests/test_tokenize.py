@@ -10,7 +10,7 @@ import pytest
 
 from ladder.data import build_corpus, read_split
 from ladder.tokenize import main_encode, main_tokenizer
-from tests.test_data import DATA
+from tests.conftest import DATA
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +21,16 @@ from ladder.fit.table import write_fits
 from ladder.plan import plan, wsd_plan
 from ladder.report import cli as report_cli
 from ladder.tracking import Tracker, Tracking, continues, headline
-from tests.conftest import wsd_study
-from tests.test_report import runs_table
-from tests.test_train import make_shards, read_log, tiny_rung, wait_for
+from tests.conftest import (
+    log_rows,
+    make_shards,
+    runs_table,
+    tensorboard_scalars,
+    tiny_rung,
+    wait_for,
+    wandb_runs,
+    wsd_study,
+)
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("wandb")
@@ -65,15 +71,6 @@ def train(rung, shards: Path, study: Path, *extra: str) -> int:
 # ----------------------------------------------------------------------------- readers
 
 
-def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] as TensorBoard loads them (orphaned events purged)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
-    acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
-
-
 def tensorboard_texts(logdir: Path) -> dict[str, str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
@@ -90,60 +87,6 @@ def tensorboard_texts(logdir: Path) -> dict[str, str]:
 def unfence(text: str):
     """The JSON in a TensorBoard text's ```json block."""
     return json.loads(text.removeprefix("```json\n").removesuffix("\n```"))
-
-
-def wandb_records(path: Path):
-    """The records of a W&B run file (`run-<id>.wandb`): LevelDB-log framing (32 KiB blocks,
-    7-byte headers: crc, length, type) after a 7-byte ":W&B" file header."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data, pos, buf, block = path.read_bytes(), 7, b"", 32768
-    assert data[:4] == b":W&B"
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _, n, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if n == 0 and kind == 0:  # zero padding to the end of the block
-            pos += left
-            continue
-        buf += data[pos + 7 : pos + 7 + n]
-        pos += 7 + n
-        if kind in (1, 4):  # a full record, or a record's last fragment
-            rec = pb.Record()
-            rec.ParseFromString(buf)
-            buf = b""
-            yield rec
-
-
-def wandb_run(folder: Path) -> dict:
-    """One offline run folder: its id, run record, history rows and summary updates."""
-    (path,) = folder.glob("run-*.wandb")
-    out = {"id": path.stem.removeprefix("run-"), "history": [], "summary": {}, "run": None}
-    for rec in wandb_records(path):
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            out["run"] = rec.run
-        elif kind == "history":
-            row = {
-                i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item
-            }
-            out["history"].append(row)
-        elif kind == "summary":
-            for i in rec.summary.update:
-                out["summary"][i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
-    return out
-
-
-def wandb_runs(study: Path) -> list[dict]:
-    """Every offline run folder of a study, oldest first (the order `wandb sync` uses)."""
-    runs = [wandb_run(f) for f in (study / "wandb").glob("offline-run-*")]
-    return sorted(runs, key=lambda r: r["run"].start_time.ToNanoseconds() if r["run"] else 0)
-
-
-def log_rows(out: Path) -> list[dict]:
-    return [{k: float(v) if v else None for k, v in row.items()} for row in read_log(out)]
 
 
 def assert_tensorboard_holds_the_log(logdir: Path, out: Path) -> None:

@@ -3,14 +3,11 @@ detection, and DDP on gloo. Tiny shapes and few steps; one CPU thread."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,58 +15,21 @@ import pytest
 import torch
 
 from ladder import train as T
-from ladder.config import load_config
 from ladder.loss import LossModel
 from ladder.model import param_groups
-from ladder.plan import Rung, plan
+from ladder.plan import Rung
 from ladder.shards import step_batch
-
-torch.set_num_threads(1)
-VOCAB = 300
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def make_shards(d: Path, n_train: int = 40_000, n_val: int = 4_000, top_id: int = VOCAB - 3):
-    """Patterned tokens (a noisy walk) so the loss has something to learn."""
-    d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    meta = {"dtype": "uint16", "vocab_size": VOCAB - 1, "eos_id": 0, "mask_id": VOCAB - 2}
-    for split, n in (("train", n_train), ("val", n_val)):
-        base = (np.arange(n) * 7 + np.arange(n) // 5) % top_id
-        ids = np.where(rng.random(n) < 0.2, rng.integers(0, top_id, n), base).astype(np.uint16)
-        ids.tofile(d / f"{split}.bin")
-        meta[split] = {"n_tokens": n, "n_bytes": 3 * n, "n_docs": 1}
-    (d / "meta.json").write_text(json.dumps(meta))
-    return d
-
-
-def tiny_rung(family: str = "llama", tokens: int = 2048, **train) -> Rung:
-    cfg = {
-        "study": "t",
-        "tokenizer": {"vocab_size": VOCAB},
-        "model": {"family": family, "seq_len": 16, "head_dim": 8},
-        "ladder": {"widths": [16], "tokens": tokens},
-        "train": {"batch_tokens": 128, "micro_batch": 4, "log_every_s": 0.2, **train},
-    }
-    if family == "llama":
-        cfg["model"]["kv_groups"] = 2  # grouped-query attention, exercised everywhere
-    return plan(load_config(cfg))[0]
-
-
-def run(rung: Rung, tokens_dir: Path, out: Path, *extra: str) -> int:
-    return T.main(["--rung-json", rung.to_json(), "--tokens-dir", str(tokens_dir),
-                   "--out-dir", str(out), *extra])  # fmt: skip
-
-
-def read_log(out: Path) -> list[dict]:
-    with open(out / "train_log.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def curve(out: Path) -> list[tuple]:
-    """The log without timing: what must be identical between two runs."""
-    keys = ("step", "tokens", "loss_nats", "lr", "val_loss_nats")
-    return [tuple(row[k] for k in keys) for row in read_log(out)]
+from tests.conftest import (
+    ENV,
+    VOCAB,
+    assert_same_run,
+    make_shards,
+    read_log,
+    run,
+    start_subprocess,
+    tiny_rung,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -246,27 +206,6 @@ def reference(long_rung, shards, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     assert run(long_rung, shards, out) == 0
     return out
-
-
-def start_subprocess(rung: Rung, shards: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ladder.cli", "train", "--rung-json", rung.to_json(),
-           "--tokens-dir", str(shards), "--out-dir", str(out)]  # fmt: skip
-    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 240) -> None:
-    """Wait for the first checkpoint; generous, as a loaded CI machine starts torch slowly."""
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.time() - t0 < timeout_s, "no checkpoint appeared"
-        time.sleep(0.005)
-
-
-def assert_same_run(out: Path, reference: Path) -> None:
-    assert curve(out) == curve(reference)  # every step's loss and lr, bit for bit
-    a = (out / "model" / "model.safetensors").read_bytes()
-    assert a == (reference / "model" / "model.safetensors").read_bytes()
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
