@@ -199,6 +199,7 @@ fit: {bootstrap: 50}
 """
 
 
+@pytest.mark.slow
 def test_synthetic_study_fits_e_near_the_known_entropy(tmp_path):
     import json
 
@@ -230,6 +231,7 @@ fit: {bootstrap: 0}
 """
 
 
+@pytest.mark.slow
 def test_sweep_picks_the_lowest_loss_and_the_rung_uses_it(tmp_path):
     import csv
     import json

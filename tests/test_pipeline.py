@@ -20,6 +20,7 @@ def study(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_artifacts(study):
     res = study / "results/tiny"
     plan = list(csv.DictReader((res / "plan.csv").open()))
@@ -49,6 +50,7 @@ def test_artifacts(study):
         assert all(math.isfinite(v) for v in law["params"].values())
 
 
+@pytest.mark.slow
 def test_checkpoint_loads_with_from_pretrained(study):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -60,12 +62,14 @@ def test_checkpoint_loads_with_from_pretrained(study):
     assert model(ids).logits.shape[-1] == 320
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing(study):
     proc = snakemake(study, "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_rung_hyperparameter_change_reruns_only_that_rung(study, tmp_path):
     cfg = yaml.safe_load(TINY.read_text())
     rung = next(csv.DictReader((study / "results/tiny/plan.csv").open()))["id"]
@@ -77,6 +81,7 @@ def test_rung_hyperparameter_change_reruns_only_that_rung(study, tmp_path):
     assert not {"corpus", "tokenizer", "encode"} & set(jobs)
 
 
+@pytest.mark.slow
 def test_vocab_change_reruns_from_the_tokenizer_on(study, tmp_path):
     cfg = yaml.safe_load(TINY.read_text())
     cfg["tokenizer"]["vocab_size"] = 384
@@ -98,6 +103,7 @@ def test_config_error_stops_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_report_files_and_snakemake_report(study):
     report = study / "results/tiny/report"
     md = (report / "report.md").read_text()

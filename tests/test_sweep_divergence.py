@@ -14,6 +14,8 @@ from tests.conftest import ROOT, snakemake
 CONFIG = ROOT / "tests/configs/tiny_diverge.yaml"
 BAD_RUNG = "L1-d16-T8.19K"  # its override decays the weights to inf
 
+pytestmark = pytest.mark.slow  # one real Snakemake run of the study
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
