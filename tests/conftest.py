@@ -166,25 +166,29 @@ def wait_until(
     proc: subprocess.Popen | None = None,
     every_s: float = 0.02,
     details: Callable[[], object] | None = None,
+    output: bool = False,
 ):
     """Poll `test` every `every_s` until it returns something true, and return that. Fails
     clearly, never hangs: when `proc` (the child that should bring it about) ends first, with
-    its exit status and what it wrote to its stdout pipe, or after `timeout_s`. `details`:
-    more to say in either failure (say, the lines seen so far)."""
+    its exit status, or after `timeout_s`. `details`: more to say in either failure (say, the
+    lines seen so far); `output`: say what `proc` wrote to its stdout pipe (only where no
+    child of its own can hold the pipe open, as reading it waits for them)."""
     deadline = time.monotonic() + timeout_s
     while not (got := test()):
-        more = f": {details()}" if details else ""
         if proc is not None and proc.poll() is not None:
-            ended = f"the process ended (exit status {proc.returncode}) before {what}{more}"
-            pytest.fail(f"{ended}\n{_output(proc)}")
-        assert time.monotonic() < deadline, f"timed out ({timeout_s} s) waiting for {what}{more}"
+            message = f"the process ended (exit status {proc.returncode}) before {what}"
+            message += f": {details()}" if details else ""
+            pytest.fail(message + (f"\n{_output(proc)}" if output else ""))
+        if time.monotonic() >= deadline:
+            more = f": {details()}" if details else ""
+            pytest.fail(f"timed out ({timeout_s} s) waiting for {what}{more}")
         time.sleep(every_s)
     return got
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 240) -> None:
     """Wait for the first checkpoint; generous, as a loaded CI machine starts torch slowly."""
-    wait_until(f"{path} to appear", path.exists, timeout_s, proc, every_s=0.005)
+    wait_until(f"{path} to appear", path.exists, timeout_s, proc, every_s=0.005, output=True)
 
 
 # ----------------------------------------------------------------------------- Snakemake
