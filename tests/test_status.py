@@ -49,7 +49,7 @@ OVERRIDES = {
 def test_progress_line_parses_back(peak):
     r = tiny_rung(tokens=128 * 300)
     run = SimpleNamespace(r=r, peak=peak, world=1)
-    line = T.progress_line(run, 120, [120, 120 * 128, 3.12071, 1e-3, 18438.4, None])
+    line = T.progress_line(run, T.LogRow(120, 120 * 128, 3.12071, 1e-3, 18438.4))
     p = S.PROGRESS.match(line).groupdict()
     assert (p["id"], int(p["step"]), int(p["steps"])) == (r.id, 120, r.steps)
     assert S.parse_count(p["tokens"]) == pytest.approx(120 * 128, rel=5e-3)  # 3 digits

@@ -9,7 +9,9 @@ torch.compile on CUDA, atomic checkpoints, DDP under torchrun. See docs/training
 
 A job reads top to bottom in `train`: `setup` (device, data, model, optimizer), `restore`
 (a checkpoint or a WSD branch's start state), `train_loop` (each step: lr → batch → step
-→ log / eval → checkpoint), `write_outputs`. `Clock` keeps its times, `Progress` its log.
+→ log / eval → checkpoint), `finish` (the one exit: the outputs, a WSD segment's state,
+a signal's checkpoint or a divergence's record). The sections below follow that order;
+`Clock` keeps the job's times, `Progress` its log rows (`LogRow`).
 
 Why it is exact and cheap to resume: the windows of step s are drawn by a generator
 seeded with (seed, s) (ladder.shards.step_batch), so the data position *is* the step
@@ -38,7 +40,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,27 +85,30 @@ from ladder.shards import (
 )
 from ladder.tracking import Tracker, Tracking, continues
 
-LOG_COLUMNS = ["step", "tokens", "loss_nats", "lr", "tokens_per_s", "val_loss_nats"]
+
+@dataclass
+class LogRow:
+    """One row of train_log.csv: after step `step` (1-based), `tokens` into the run, that
+    step's training loss and learning rate, the training speed since the previous read of
+    the losses, and the val loss at the learning curve's points (else None)."""
+
+    step: int
+    tokens: int
+    loss_nats: float
+    lr: float
+    tokens_per_s: float
+    val_loss_nats: float | None = None
+
+    def saved(self) -> list:
+        """As a checkpoint keeps it: a plain list in LOG_COLUMNS order (what torch.load's
+        weights_only accepts; checkpoints written before LogRow hold the same lists)."""
+        return list(astuple(self))
+
+
+LOG_COLUMNS = [f.name for f in fields(LogRow)]  # train_log.csv's columns, in this order
 # Rung fields that change how a run executes but not what it computes: a checkpoint
 # written under other values of these is still resumed (e.g. on more GPUs).
 RUNTIME_FIELDS = {"device", "compile", "threads", "gpus", "log_every_s", "checkpoint_minutes"}
-# Fields a WSD branch may change: a cooldown continues the stable run's state but has its
-# own id, length and (to keep the warmup's step count) warmup fraction.
-BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
-
-
-class Divergence(RuntimeError):
-    """The loss became NaN or inf at `step` (completed steps, 1-based) under learning rate
-    `lr`; the message names the rung and the step. Not an error of the job: the rung is
-    recorded as diverged (`write_diverged`), which is what a sweep's high lr is for."""
-
-    def __init__(self, message: str, step: int, loss: float, lr: float) -> None:
-        super().__init__(message)
-        self.step, self.loss, self.lr = step, loss, lr
-
-    def record(self) -> dict[str, Any]:
-        """What train.json (and a WSD state) keep of it; the loss as text (JSON has no NaN)."""
-        return {"step": self.step, "loss": str(self.loss), "lr": self.lr}
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -142,6 +147,104 @@ def eval_steps(r: Rung) -> set[int]:
     """Completed-step counts at which the val loss is logged: log-spaced, always the end."""
     pts = np.geomspace(1, r.steps, r.eval_points) if r.eval_points > 0 else []
     return {int(round(p)) for p in pts} | {r.steps}
+
+
+# ----------------------------------------------------------------------------- job
+
+
+def train(
+    r: Rung,
+    tokens_dir: str,
+    out_dir: str,
+    val_tokens: int | None,
+    resume: bool,
+    eval_tokens: int = EVAL_TOKENS,
+    init_state: str | None = None,
+    stop_step: int | None = None,
+    state_out: str | None = None,
+    threads: int | None = None,
+    tracking: Tracking | None = None,
+) -> int:
+    """Train rung `r` into out_dir; returns the exit code (0, or 128+signal). A run that
+    diverges (NaN/inf loss) writes its outputs marked diverged and returns 0.
+
+    A WSD stable segment passes `stop_step` and `state_out` (train to that step, save the
+    full state there, write no model); a cooldown branch passes `init_state` (start from
+    such a state unless its own checkpoint is newer). SIGTERM/SIGUSR1 are caught from the
+    very start: one that arrives while the job is still loading is acted on after its
+    first step (checkpoint, exit 128+signal), instead of killing a job that could resume.
+    `tracking`: the TensorBoard / W&B settings (ladder.tracking; None: off).
+    """
+    seg = Segment.of(r, stop_step, init_state, state_out)
+    # the tracker is closed however the job ends (its last rows are kept; ladder.tracking)
+    with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught, Tracker() as tracker:
+        clock = Clock()
+        # setup: the data is checked before any compute, so a bad shard fails in seconds
+        run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads)
+        progress, stop, diverged = Progress(start=0, rows=[]), 0, None
+        try:
+            # restore: a killed job goes on from its checkpoint, a WSD branch from its
+            # stable run's state; the step counter is also the data position
+            past = restore(run, resume, seg.init_state)
+            progress = Progress.restored(past)
+            if run.master and tracking:
+                run.tracker = tracker.open(tracking, r, run.out, continues(past, r.id))
+            check_stable_run(past, r)  # a branch of a diverged stable run is diverged too
+            distribute(run)
+            clock.start(progress.start * r.batch_tokens, past["wall_s"], past["train_s"])
+            # loop: to the segment's end, or to the end of the step a signal arrived in
+            stop = train_loop(run, progress, clock, seg.end, caught)
+        except Divergence as e:  # a result, not an error: `finish` records it
+            diverged = e
+        finally:
+            clock.pause()
+            if run.master:
+                track(run, progress)  # the rows up to a divergence or a signal, too
+            if run.ddp:
+                torch.distributed.destroy_process_group()
+        # finish: every way the job ends, in one place
+        return finish(run, progress, clock, seg, tracker, stop, diverged)
+
+
+def finish(
+    run: Run,
+    progress: Progress,
+    clock: Clock,
+    seg: Segment,
+    tracker: Tracker,
+    stop: int,
+    diverged: Divergence | None,
+) -> int:
+    """The job's outputs by how its loop ended, written by rank 0; returns the exit code.
+    - a caught signal `stop`: the checkpoint, exit 128+signal (the scheduler retries the
+      job and it resumes there);
+    - a divergence: recorded as the rung's result (`write_diverged`, or for a WSD stable
+      segment `save_diverged_state`), exit 0, as a retry would only diverge again;
+    - all steps done: model/, train_log.csv, train.json (`write_outputs`), or for a WSD
+      stable segment its state for the branches (`save_state`), exit 0."""
+    code = 128 + stop if stop else 0
+    tracker.exit_code = code
+    if not run.master:
+        return code
+    r = run.r
+    if stop:
+        save_checkpoint(run, progress, clock, run.out / CHECKPOINT)
+        name = signal.Signals(stop).name
+        print(f"{r.id}: {name} at step {progress.step}; checkpoint saved", flush=True)
+        return code
+    if diverged is not None:
+        print(f"ladder train: diverged: {diverged}", file=sys.stderr, flush=True)
+        if seg.state_out:
+            save_diverged_state(run, progress, diverged, seg.state_out)
+        else:
+            write_diverged(run, progress, clock, diverged, seg.init_state)
+    elif seg.state_out:
+        save_state(run, progress, clock, seg.state_out)
+    else:
+        write_outputs(run, progress, clock)
+    if not seg.state_out:
+        tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
+    return 0
 
 
 # ----------------------------------------------------------------------------- setup
@@ -336,37 +439,6 @@ def distribute(run: Run) -> None:
 # ----------------------------------------------------------------------------- restore
 
 
-def load_checkpoint(path: Path, r: Rung) -> dict | None:
-    """The checkpoint if it belongs to this rung (same result-affecting fields), else None."""
-    if not path.exists():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    old, new = json.loads(state["rung"]), json.loads(r.to_json())
-    diff = sorted(k for k in new if k not in RUNTIME_FIELDS and old.get(k) != new[k])
-    if diff:
-        print(f"ignoring {path}: it was written for other values of {', '.join(diff)}")
-        return None
-    return state
-
-
-def load_branch_state(path: Path, r: Rung) -> dict:
-    """A state saved by `--state-out` of another rung, to continue as this rung (WSD
-    cooldown branches; Hägele et al. 2024). Valid only if every step it has taken is a step
-    this rung would take: same shape, data, optimizer, and learning rate at each step."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    old = Rung.from_json(state["rung"])
-    new = json.loads(r.to_json())
-    diff = sorted(
-        k for k in new if k not in BRANCH_FIELDS and json.loads(state["rung"]).get(k) != new[k]
-    )
-    bad = [s for s in range(state["step"]) if lr_at(s, old) != lr_at(s, r)]
-    if diff or bad or state["step"] > r.steps:
-        why = f"fields {diff}" if diff else f"the learning rate at step {bad[0]}" if bad else ""
-        why = why or f"its step {state['step']} > {r.steps}"
-        raise ValueError(f"{path} cannot start rung {r.id}: it differs in {why}")
-    return state
-
-
 def restore(run: Run, resume: bool, init_state: str | None) -> dict[str, Any]:
     """Load this rung's checkpoint (unless not `resume`), else the WSD branch start state
     `init_state`, into the model, optimizer, grad scaler and RNGs. Returns the state's step,
@@ -392,64 +464,103 @@ def restore(run: Run, resume: bool, init_state: str | None) -> dict[str, Any]:
     return state
 
 
-# ----------------------------------------------------------------------------- clock
+def load_checkpoint(path: Path, r: Rung) -> dict | None:
+    """The checkpoint if it belongs to this rung (same result-affecting fields), else None."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    diff = changed_fields(state, r, RUNTIME_FIELDS)
+    if diff:
+        print(f"ignoring {path}: it was written for other values of {', '.join(diff)}")
+        return None
+    return state
 
 
-class Clock:
-    """A job's times. wall: since the job started; train: in training steps only (evals
-    and checkpoints excluded); rate: tokens/s since the losses were last read. A resumed
-    run's wall and train times include those of its earlier jobs (from the checkpoint)."""
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.wall_before = self.train_before = 0.0  # earlier jobs' times
-        self.train_s = 0.0  # this job's training time
-        self.start(tokens=0)
-
-    def start(self, tokens: int, wall_before: float = 0.0, train_before: float = 0.0) -> None:
-        """Training begins, `tokens` into the run."""
-        self.wall_before, self.train_before = wall_before, train_before
-        self.t_train = self.t_flush = self.t_log = self.t_checked = time.perf_counter()
-        self.tokens_flush = tokens
-        self.t_ckpt = time.monotonic()
-
-    def wall(self) -> float:
-        return self.wall_before + time.time() - self.started
-
-    def train_total(self) -> float:
-        return self.train_before + self.train_s
-
-    def pause(self) -> None:
-        """Stop counting training time (an eval, a checkpoint or the end)."""
-        self.train_s += time.perf_counter() - self.t_train
-
-    def resume(self) -> None:
-        self.t_train = self.t_flush = time.perf_counter()
-
-    def rate(self, tokens: int) -> float:
-        """Tokens/s since the last call, the run now `tokens` in."""
-        now = time.perf_counter()
-        rate = (tokens - self.tokens_flush) / max(now - self.t_flush, 1e-9)
-        self.t_flush, self.tokens_flush = now, tokens
-        return rate
-
-    def log_due(self, every_s: float) -> bool:
-        """`every_s` seconds since the last progress line (`logged` marks it printed)."""
-        self.t_checked = time.perf_counter()
-        return self.t_checked - self.t_log >= every_s
-
-    def logged(self) -> None:
-        self.t_log = self.t_checked
-
-    def checkpoint_due(self, minutes: float) -> bool:
-        return time.monotonic() - self.t_ckpt >= minutes * 60
-
-    def checkpointed(self) -> None:
-        self.t_ckpt = time.monotonic()
-        self.resume()
+def changed_fields(state: dict, r: Rung, allowed: set[str]) -> list[str]:
+    """The fields of rung `r`, other than `allowed`, that differ in the rung `state` was
+    saved for (a checkpoint's or a WSD state's), sorted."""
+    old, new = json.loads(state["rung"]), json.loads(r.to_json())
+    return sorted(k for k in new if k not in allowed and old.get(k) != new[k])
 
 
-# ----------------------------------------------------------------------------- step
+def save_checkpoint(run: Run, progress: Progress, clock: Clock, path: Path) -> None:
+    """The full state after the last step to `path` (atomically). The pending losses are
+    checked first: a checkpoint never holds weights after a NaN."""
+    progress.flush(clock, run.r)
+    cuda = run.device.type == "cuda"
+    state = {
+        "rung": run.r.to_json(),
+        "step": progress.step,
+        "model": run.model.state_dict(),
+        "optim": run.opt.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(run.device) if cuda else None,
+        "log": progress.saved(),
+        "wall_s": clock.wall(),
+        "train_s": clock.train_total(),
+    }
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: list[int]) -> int:
+    """Steps progress.start .. end-1, each top to bottom: lr → batch → step → log / eval →
+    checkpoint. Returns 0 once all are done, or the caught signal after the step it
+    arrived in (its losses checked; `finish` writes the checkpoint)."""
+    r = run.r
+    evals = eval_steps(r)
+    # on one GPU, read losses at log intervals only; under DDP agreed_signal syncs every
+    # step anyway, and every rank must meet a NaN at the same step, to stop together
+    sync_every_step = run.device.type != "cuda" or run.ddp
+    for step in range(progress.start, end):
+        # the step: its loss stays on the device until the next flush
+        lr = lr_at(step, r)
+        loss = optimizer_step(run, step, lr)
+        done = step + 1
+        progress.pending.append((done, lr, loss))
+
+        # log / eval: the losses are read (and checked) only when a row is needed
+        due_log = clock.log_due(r.log_every_s)
+        if sync_every_step or due_log or done in evals or done == end:
+            progress.flush(clock, r)
+        if done in evals and run.master:
+            validate(run, progress, clock, whole=done == r.steps)
+        if run.master and (due_log or done in evals or done == end):
+            track(run, progress)
+        if due_log and run.master:
+            clock.logged()
+            print(progress_line(run, progress.rows[-1]), flush=True)
+
+        # checkpoint: at a signal (all ranks stop after the same step), or when it is time
+        stop = agreed_signal(run, caught)
+        if stop:
+            progress.flush(clock, r)
+            return stop
+        if run.master and clock.checkpoint_due(r.checkpoint_minutes):
+            clock.pause()
+            save_checkpoint(run, progress, clock, run.out / CHECKPOINT)
+            clock.checkpointed()
+    progress.flush(clock, r)
+    return 0
+
+
+def optimizer_step(run: Run, step: int, lr: float) -> torch.Tensor:
+    """Step `step` at learning rate `lr`; returns its mean loss over every predicted token
+    of every rank, as a device tensor (no host sync)."""
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    batches, n_pred = rank_batches(run, step)
+    # DDP averages gradients over ranks, hence × world: the step's gradient is
+    # that of the mean loss over every predicted token of every rank
+    scale = run.world / n_pred
+    loss_sum = train_step(run.step_model, run.opt, run.scaler, run.autocast, batches, scale, run.r)
+    if run.ddp:
+        torch.distributed.all_reduce(loss_sum)
+    return loss_sum / n_pred
 
 
 def to_device(
@@ -506,112 +617,6 @@ def train_step(step_model, opt, scaler, autocast, batches, scale: float, r: Rung
     return loss_sum
 
 
-# ----------------------------------------------------------------------------- log
-
-
-@dataclass
-class Progress:
-    """Where the run is: the step this job started at, train_log.csv's rows so far, and
-    the step losses still on the device (read at log intervals on GPU, not every step)."""
-
-    start: int
-    rows: list[list]
-    pending: list[tuple[int, float, torch.Tensor]] = field(default_factory=list)
-
-    def flush(self, clock: Clock, r: Rung) -> None:
-        """Move pending losses to the host (one sync), check them, append log rows."""
-        if not self.pending:
-            return
-        losses = torch.stack([p[2] for p in self.pending]).tolist()
-        rate = clock.rate(self.pending[-1][0] * r.batch_tokens)
-        for (s, lr, _), loss in zip(self.pending, losses, strict=True):
-            if not math.isfinite(loss):
-                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g})", s, loss, lr)
-            self.rows.append([s, s * r.batch_tokens, loss, lr, rate, None])
-        self.pending.clear()
-
-
-def validate(run: Run, progress: Progress, clock: Clock, whole: bool) -> None:
-    """The learning curve's val loss, into the last log row (not training time): on the
-    curve's windows, or on evaluate's whole slice (`whole`, the last point)."""
-    clock.pause()
-    pick = slice(None) if whole else run.val_curve
-    vloss, _ = mean_loss(
-        run.loss_model,
-        run.val_inputs[pick],
-        run.val_labels[pick],
-        run.micro,
-        run.device,
-        run.autocast,
-    )
-    progress.rows[-1][5] = vloss
-    clock.resume()
-
-
-def fmt_time(s: float) -> str:
-    s = int(max(0, s))
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def progress_line(run: Run, done: int, row: list) -> str:
-    """`<rung> step 120/245 | tokens 492K | loss 3.1207 | 18,438 tok/s | MFU 41.2% | ETA 0m23s`"""
-    r, rate = run.r, row[4]
-    fpt = flops_per_token(r.shape)
-    mfu = f" | MFU {fpt * rate / (run.peak * run.world):.1%}" if run.peak else ""
-    return (
-        f"{r.id} step {done}/{r.steps} | tokens {format_count(done * r.batch_tokens)}"
-        f" | loss {row[2]:.4f} | {rate:,.0f} tok/s{mfu}"
-        f" | ETA {fmt_time((r.steps - done) * r.batch_tokens / max(rate, 1e-9))}"
-    )
-
-
-def log_csv(rows: list[list]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LOG_COLUMNS)
-    for row in rows:
-        w.writerow(["" if v is None else v for v in row])
-    return buf.getvalue()
-
-
-def track(run: Run, progress: Progress) -> None:
-    """The log rows not yet sent, to the trackers (ladder.tracking): train/loss, train/lr,
-    train/tokens_per_s, train/mfu (when the peak is known), val/loss (at eval points)."""
-    fpt = flops_per_token(run.r.shape)
-    for step, tokens, loss, lr, rate, val in progress.rows[run.tracker.sent :]:
-        metrics = {"train/loss": loss, "train/lr": lr, "train/tokens_per_s": rate}
-        if run.peak:
-            metrics["train/mfu"] = fpt * rate / (run.peak * run.world)
-        if val is not None:
-            metrics["val/loss"] = val
-        run.tracker.log(step, tokens, metrics)
-    run.tracker.flush()
-
-
-# ----------------------------------------------------------------------------- checkpoint
-
-
-def save_checkpoint(run: Run, progress: Progress, clock: Clock, step: int, path: Path) -> None:
-    """The full state after `step` to `path` (atomically). The pending losses are checked
-    first: a checkpoint never holds weights after a NaN."""
-    progress.flush(clock, run.r)
-    cuda = run.device.type == "cuda"
-    state = {
-        "rung": run.r.to_json(),
-        "step": step,
-        "model": run.model.state_dict(),
-        "optim": run.opt.state_dict(),
-        "scaler": run.scaler.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state(run.device) if cuda else None,
-        "log": progress.rows,
-        "wall_s": clock.wall(),
-        "train_s": clock.train_total(),
-    }
-    with atomic_file(path) as tmp:
-        torch.save(state, tmp)
-
-
 @contextlib.contextmanager
 def catch_signals(*signums: int) -> Iterator[list[int]]:
     """Collect `signums` into the yielded list as they arrive, instead of dying of them;
@@ -639,57 +644,259 @@ def agreed_signal(run: Run, caught: list[int]) -> int:
     return stop
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- log
 
 
-def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: list[int]) -> int:
-    """Steps progress.start .. end-1, each top to bottom: lr → batch → step → log / eval →
-    checkpoint. Returns 0, or 128+signal once a caught signal's checkpoint is saved."""
-    r, opt = run.r, run.opt
-    evals = eval_steps(r)
-    # on one GPU, read losses at log intervals only; under DDP agreed_signal syncs every
-    # step anyway, and every rank must meet a NaN at the same step, to stop together
-    sync_every_step = run.device.type != "cuda" or run.ddp
-    for step in range(progress.start, end):
-        lr = lr_at(step, r)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batches, n_pred = rank_batches(run, step)
-        # DDP averages gradients over ranks, hence × world: the step's gradient is
-        # that of the mean loss over every predicted token of every rank
-        scale = run.world / n_pred
-        loss_sum = train_step(run.step_model, opt, run.scaler, run.autocast, batches, scale, r)
-        if run.ddp:
-            torch.distributed.all_reduce(loss_sum)
-        done = step + 1
-        progress.pending.append((done, lr, loss_sum / n_pred))
+@dataclass
+class Progress:
+    """Where the run is: the step this job started at, train_log.csv's rows so far, and
+    the step losses still on the device (read at log intervals on GPU, not every step)."""
 
-        due_log = clock.log_due(r.log_every_s)
-        if sync_every_step or due_log or done in evals or done == end:
-            progress.flush(clock, r)
-        if done in evals and run.master:
-            validate(run, progress, clock, whole=done == r.steps)
-        if run.master and (due_log or done in evals or done == end):
-            track(run, progress)
-        if due_log and run.master:
-            clock.logged()
-            print(progress_line(run, done, progress.rows[-1]), flush=True)
+    start: int
+    rows: list[LogRow]
+    pending: list[tuple[int, float, torch.Tensor]] = field(default_factory=list)
 
-        stop = agreed_signal(run, caught)
-        if stop:
-            clock.pause()
-            if run.master:
-                save_checkpoint(run, progress, clock, done, run.out / CHECKPOINT)
-                name = signal.Signals(stop).name
-                print(f"{r.id}: {name} at step {done}; checkpoint saved", flush=True)
-            return 128 + stop
-        if run.master and clock.checkpoint_due(r.checkpoint_minutes):
-            clock.pause()
-            save_checkpoint(run, progress, clock, done, run.out / CHECKPOINT)
-            clock.checkpointed()
-    progress.flush(clock, r)
+    @classmethod
+    def restored(cls, past: dict[str, Any]) -> Progress:
+        """From a restored state (`restore`): its step and its log (rows as lists)."""
+        return cls(start=past["step"], rows=[LogRow(*row) for row in past["log"]])
+
+    @property
+    def step(self) -> int:
+        """The last logged step (after a `flush`: the steps done)."""
+        return self.rows[-1].step if self.rows else self.start
+
+    def saved(self) -> list[list]:
+        """The rows as a checkpoint keeps them (`LogRow.saved`)."""
+        return [row.saved() for row in self.rows]
+
+    def flush(self, clock: Clock, r: Rung) -> None:
+        """Move pending losses to the host (one sync), check them, append log rows."""
+        if not self.pending:
+            return
+        losses = torch.stack([p[2] for p in self.pending]).tolist()
+        rate = clock.rate(self.pending[-1][0] * r.batch_tokens)
+        for (s, lr, _), loss in zip(self.pending, losses, strict=True):
+            if not math.isfinite(loss):
+                raise Divergence(f"{r.id}: loss is {loss} at step {s} (lr {lr:.3g})", s, loss, lr)
+            self.rows.append(LogRow(s, s * r.batch_tokens, loss, lr, rate))
+        self.pending.clear()
+
+
+def validate(run: Run, progress: Progress, clock: Clock, whole: bool) -> None:
+    """The learning curve's val loss, into the last log row (not training time): on the
+    curve's windows, or on evaluate's whole slice (`whole`, the last point)."""
     clock.pause()
-    return 0
+    pick = slice(None) if whole else run.val_curve
+    vloss, _ = mean_loss(
+        run.loss_model,
+        run.val_inputs[pick],
+        run.val_labels[pick],
+        run.micro,
+        run.device,
+        run.autocast,
+    )
+    progress.rows[-1].val_loss_nats = vloss
+    clock.resume()
+
+
+def mfu(run: Run, tokens_per_s: float | None) -> float | None:
+    """Model FLOPs utilisation at `tokens_per_s` over all ranks: None where the device's
+    peak FLOP/s is unknown (CPU) or no speed was measured."""
+    if not (run.peak and tokens_per_s):
+        return None
+    return flops_per_token(run.r.shape) * tokens_per_s / (run.peak * run.world)
+
+
+def fmt_time(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def progress_line(run: Run, row: LogRow) -> str:
+    """`<rung> step 120/245 | tokens 492K | loss 3.1207 | 18,438 tok/s | MFU 41.2% | ETA 0m23s`"""
+    r, done, rate = run.r, row.step, row.tokens_per_s
+    util = mfu(run, rate)
+    util_part = f" | MFU {util:.1%}" if util is not None else ""
+    return (
+        f"{r.id} step {done}/{r.steps} | tokens {format_count(done * r.batch_tokens)}"
+        f" | loss {row.loss_nats:.4f} | {rate:,.0f} tok/s{util_part}"
+        f" | ETA {fmt_time((r.steps - done) * r.batch_tokens / max(rate, 1e-9))}"
+    )
+
+
+def log_csv(rows: list[LogRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(LOG_COLUMNS)
+    for row in rows:
+        w.writerow(["" if v is None else v for v in astuple(row)])
+    return buf.getvalue()
+
+
+def track(run: Run, progress: Progress) -> None:
+    """The log rows not yet sent, to the trackers (ladder.tracking): train/loss, train/lr,
+    train/tokens_per_s, train/mfu (when the peak is known), val/loss (at eval points)."""
+    for row in progress.rows[run.tracker.sent :]:
+        metrics = {"train/loss": row.loss_nats, "train/lr": row.lr}
+        metrics["train/tokens_per_s"] = row.tokens_per_s
+        util = mfu(run, row.tokens_per_s)
+        if util is not None:
+            metrics["train/mfu"] = util
+        if row.val_loss_nats is not None:
+            metrics["val/loss"] = row.val_loss_nats
+        run.tracker.log(row.step, row.tokens, metrics)
+    run.tracker.flush()
+
+
+# ----------------------------------------------------------------------------- clock
+
+
+class Clock:
+    """A job's times, on one monotonic clock. wall: earlier jobs' (from the checkpoint)
+    plus since this job started; train: the same for training steps only (evals and
+    checkpoints excluded); rate: tokens/s since the losses were last read; and when the
+    next progress line and checkpoint are due."""
+
+    def __init__(self) -> None:
+        self.t_job = time.monotonic()
+        self.train_s = 0.0  # this job's training time
+        self.start(tokens=0)
+
+    def start(self, tokens: int, wall_before: float = 0.0, train_before: float = 0.0) -> None:
+        """Training begins, `tokens` into the run, after earlier jobs' wall and train time."""
+        self.wall_before, self.train_before = wall_before, train_before
+        self.t_train = self.t_rate = self.t_log = self.t_ckpt = time.monotonic()
+        self.training = True
+        self.tokens_rate = tokens
+
+    def wall(self) -> float:
+        return self.wall_before + time.monotonic() - self.t_job
+
+    def train_total(self) -> float:
+        return self.train_before + self.train_s
+
+    def pause(self) -> None:
+        """Stop counting training time (an eval, a checkpoint or the end); once."""
+        if self.training:
+            self.train_s += time.monotonic() - self.t_train
+            self.training = False
+
+    def resume(self) -> None:
+        self.t_train = self.t_rate = time.monotonic()
+        self.training = True
+
+    def rate(self, tokens: int) -> float:
+        """Tokens/s since the last call (or `resume`), the run now `tokens` in."""
+        now = time.monotonic()
+        rate = (tokens - self.tokens_rate) / max(now - self.t_rate, 1e-9)
+        self.t_rate, self.tokens_rate = now, tokens
+        return rate
+
+    def log_due(self, every_s: float) -> bool:
+        """`every_s` seconds since the last progress line (`logged` marks it printed)."""
+        return time.monotonic() - self.t_log >= every_s
+
+    def logged(self) -> None:
+        self.t_log = time.monotonic()
+
+    def checkpoint_due(self, minutes: float) -> bool:
+        return time.monotonic() - self.t_ckpt >= minutes * 60
+
+    def checkpointed(self) -> None:
+        self.t_ckpt = time.monotonic()
+        self.resume()
+
+
+# ----------------------------------------------------------------------------- WSD segments
+
+# A WSD study trains the stable (constant-lr) part once, in segments, and each cooldown
+# branch from the stable run's state at its decay start (Hägele et al. 2024): a segment
+# stops at `--stop-step` and saves its whole state (`--state-out`, no model); the next
+# segment and each branch start from such a state (`--init-state`).
+
+# Fields a WSD branch may change: a cooldown continues the stable run's state but has its
+# own id, length and (to keep the warmup's step count) warmup fraction.
+BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The steps a job trains, 0 (or where it resumes) to `end`, and the WSD states it
+    starts from (`init_state`) and ends in (`state_out`); a plain run has neither."""
+
+    end: int
+    init_state: str | None = None
+    state_out: str | None = None
+
+    @classmethod
+    def of(cls, r: Rung, stop_step: int | None, init_state: str | None, state_out: str | None):
+        end = r.steps if stop_step is None else stop_step
+        if not 0 < end <= r.steps:
+            raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
+        return cls(end, init_state, state_out)
+
+
+def load_branch_state(path: Path, r: Rung) -> dict:
+    """A state saved by `--state-out` of another rung, to continue as this rung (WSD
+    cooldown branches; Hägele et al. 2024). Valid only if every step it has taken is a step
+    this rung would take: same shape, data, optimizer, and learning rate at each step."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    old = Rung.from_json(state["rung"])
+    diff = changed_fields(state, r, BRANCH_FIELDS)
+    bad = [s for s in range(state["step"]) if lr_at(s, old) != lr_at(s, r)]
+    if diff or bad or state["step"] > r.steps:
+        why = f"fields {diff}" if diff else f"the learning rate at step {bad[0]}" if bad else ""
+        why = why or f"its step {state['step']} > {r.steps}"
+        raise ValueError(f"{path} cannot start rung {r.id}: it differs in {why}")
+    return state
+
+
+def check_stable_run(past: dict[str, Any], r: Rung) -> None:
+    """Raises the Divergence of the stable run whose state `past` is (`save_diverged_state`),
+    so that its later segments and branches are recorded as diverged too."""
+    if past.get("diverged"):
+        d = past["diverged"]
+        msg = f"{r.id}: the stable run it continues diverged at step {d['step']}"
+        raise Divergence(msg, d["step"], float(d["loss"]), d["lr"])
+
+
+def save_state(run: Run, progress: Progress, clock: Clock, path: str) -> None:
+    """A WSD stable segment's end: the whole state at its last step to `path` for the
+    next segment and the cooldown branches (--init-state), and no model."""
+    save_checkpoint(run, progress, clock, Path(path))
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(f"{run.r.id}: saved the state at step {progress.step} to {path}", flush=True)
+
+
+def save_diverged_state(run: Run, progress: Progress, err: Divergence, path: str) -> None:
+    """A WSD stable segment that diverged: a state without weights that says so, which
+    each later segment and branch passes on (`check_stable_run`), so they are recorded as
+    diverged too instead of failing."""
+    state = {
+        "rung": run.r.to_json(),
+        "step": progress.step if progress.rows else 0,
+        "log": progress.saved(),
+        "diverged": err.record(),
+    }
+    with atomic_file(Path(path)) as tmp:
+        torch.save(state, tmp)
+    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
+    print(f"{run.r.id}: diverged at step {err.step}; saved that to {path}", flush=True)
+
+
+def branch_start_weights(init_state: str | None, before: int) -> tuple[dict, int] | None:
+    """(model state, its step) of the WSD state a branch started from, if it has weights
+    from before step `before`; else None."""
+    if not init_state:
+        return None
+    state = torch.load(init_state, map_location="cpu", weights_only=True)
+    if "model" in state and state["step"] < before:
+        return state["model"], state["step"]
+    return None
+
+
+# ----------------------------------------------------------------------------- outputs
 
 
 def train_summary(
@@ -697,7 +904,7 @@ def train_summary(
 ) -> dict[str, Any]:
     """train.json (its keys: docs/training.md); `done`: the steps taken (all of them
     unless the run diverged)."""
-    r, device, rows = run.r, run.device, progress.rows
+    r, device, last = run.r, run.device, progress.rows[-1] if progress.rows else None
     fpt = flops_per_token(r.shape)
     done = r.steps if done is None else done
     tokens_run = max(0, done - progress.start) * r.batch_tokens
@@ -717,7 +924,7 @@ def train_summary(
         "wall_s": clock.wall(),
         "train_s": clock.train_total(),
         "tokens_per_s": rate,
-        "mfu": fpt * rate / (run.peak * run.world) if (run.peak and rate) else None,
+        "mfu": mfu(run, rate),
         "peak_flops_per_device": run.peak,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "device_type": device.type,  # "device" is the GPU's product name on CUDA
@@ -725,8 +932,8 @@ def train_summary(
         "compile": run.compiled,
         "world_size": run.world,
         "threads": torch.get_num_threads(),
-        "loss_nats": rows[-1][2] if rows else None,
-        "val_loss_nats": rows[-1][5] if rows else None,
+        "loss_nats": last.loss_nats if last else None,
+        "val_loss_nats": last.val_loss_nats if last else None,
         "resumed_from_step": progress.start,
         "torch": torch.__version__,
         "diverged": False,
@@ -752,18 +959,21 @@ def write_outputs(run: Run, progress: Progress, clock: Clock) -> None:
     )
 
 
-def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[dict, int]:
-    """(model state, its step): the newest weights this job can vouch for at a divergence
-    at step `before`: its own checkpoint (written only after its losses were checked), else
-    the state a WSD branch started from, else the initial weights (rebuilt from the seed)."""
-    own = load_checkpoint(run.out / CHECKPOINT, run.r)
-    if own is not None and own["step"] < before:
-        return own["model"], own["step"]
-    if init_state:
-        state = torch.load(init_state, map_location="cpu", weights_only=True)
-        if "model" in state and state["step"] < before:
-            return state["model"], state["step"]
-    return build_model(run.r.shape, run.r.seed).state_dict(), 0
+# ----------------------------------------------------------------------------- divergence
+
+
+class Divergence(RuntimeError):
+    """The loss became NaN or inf at `step` (completed steps, 1-based) under learning rate
+    `lr`; the message names the rung and the step. Not an error of the job: the rung is
+    recorded as diverged (`write_diverged`), which is what a sweep's high lr is for."""
+
+    def __init__(self, message: str, step: int, loss: float, lr: float) -> None:
+        super().__init__(message)
+        self.step, self.loss, self.lr = step, loss, lr
+
+    def record(self) -> dict[str, Any]:
+        """What train.json (and a WSD state) keep of it; the loss as text (JSON has no NaN)."""
+        return {"step": self.step, "loss": str(self.loss), "lr": self.lr}
 
 
 def write_diverged(
@@ -774,12 +984,12 @@ def write_diverged(
     and train.json with `diverged: true`, the step, the loss and the last finite loss.
     The job then exits 0: the divergence is a result, and rerunning it (a retry) would
     diverge again at the same step."""
-    r, rows = run.r, progress.rows
+    r, last = run.r, progress.rows[-1] if progress.rows else None
     weights, model_step = last_finite_weights(run, err.step, init_state)
     run.model.load_state_dict(weights)
     with atomic_dir(run.out / MODEL_DIR) as tmp:
         run.model.save_pretrained(tmp)
-    write_text(run.out / TRAIN_LOG_CSV, log_csv(rows))
+    write_text(run.out / TRAIN_LOG_CSV, log_csv(progress.rows))
     summary = train_summary(run, progress, clock, done=err.step)
     summary.update(
         loss_nats=None,
@@ -788,8 +998,8 @@ def write_diverged(
         diverged_at_step=err.step,
         diverged_loss=str(err.loss),
         diverged_lr=err.lr,
-        last_finite_step=rows[-1][0] if rows else 0,
-        last_finite_loss_nats=rows[-1][2] if rows else None,
+        last_finite_step=last.step if last else 0,
+        last_finite_loss_nats=last.loss_nats if last else None,
         model_step=model_step,
     )
     write_json(run.out / TRAIN_JSON, summary)
@@ -801,98 +1011,20 @@ def write_diverged(
     )
 
 
-def save_diverged_state(run: Run, progress: Progress, err: Divergence, path: str) -> None:
-    """A WSD stable segment that diverged: a state without weights that says so, which
-    each later segment and branch passes on (`restore`), so they are recorded as diverged
-    too instead of failing."""
-    state = {
-        "rung": run.r.to_json(),
-        "step": progress.rows[-1][0] if progress.rows else 0,
-        "log": progress.rows,
-        "diverged": err.record(),
-    }
-    with atomic_file(Path(path)) as tmp:
-        torch.save(state, tmp)
-    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
-    print(f"{run.r.id}: diverged at step {err.step}; saved that to {path}", flush=True)
+def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[dict, int]:
+    """(model state, its step): the newest weights this job can vouch for at a divergence
+    at step `before`: its own checkpoint (written only after its losses were checked), else
+    the state a WSD branch started from, else the initial weights (rebuilt from the seed)."""
+    own = load_checkpoint(run.out / CHECKPOINT, run.r)
+    if own is not None and own["step"] < before:
+        return own["model"], own["step"]
+    return branch_start_weights(init_state, before) or (
+        build_model(run.r.shape, run.r.seed).state_dict(),
+        0,
+    )
 
 
-def save_state(run: Run, progress: Progress, clock: Clock, step: int, path: str) -> None:
-    """A WSD stable segment's end: the whole state at `step` to `path` for the cooldown
-    branches (--init-state), and no model."""
-    save_checkpoint(run, progress, clock, step, Path(path))
-    shutil.rmtree((run.out / CHECKPOINT).parent, ignore_errors=True)
-    print(f"{run.r.id}: saved the state at step {step} to {path}", flush=True)
-
-
-def train(
-    r: Rung,
-    tokens_dir: str,
-    out_dir: str,
-    val_tokens: int | None,
-    resume: bool,
-    eval_tokens: int = EVAL_TOKENS,
-    init_state: str | None = None,
-    stop_step: int | None = None,
-    state_out: str | None = None,
-    threads: int | None = None,
-    tracking: Tracking | None = None,
-) -> int:
-    """Train rung `r` into out_dir; returns the exit code (0, or 128+signal). A run that
-    diverges (NaN/inf loss) writes its outputs marked diverged and returns 0.
-
-    A WSD stable segment passes `stop_step` and `state_out` (train to that step, save the
-    full state there, write no model); a cooldown branch passes `init_state` (start from
-    such a state unless its own checkpoint is newer). SIGTERM/SIGUSR1 are caught from the
-    very start: one that arrives while the job is still loading is acted on after its
-    first step (checkpoint, exit 128+signal), instead of killing a job that could resume.
-    `tracking`: the TensorBoard / W&B settings (ladder.tracking; None: off).
-    """
-    # the tracker is closed however the job ends (its last rows are kept; ladder.tracking)
-    with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught, Tracker() as tracker:
-        clock = Clock()
-        end = r.steps if stop_step is None else stop_step
-        if not 0 < end <= r.steps:
-            raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
-        run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads)
-        progress, code, diverged = Progress(start=0, rows=[]), 0, None
-        try:
-            past = restore(run, resume, init_state)
-            progress = Progress(start=past["step"], rows=past["log"])
-            if run.master and tracking:
-                run.tracker = tracker.open(tracking, r, run.out, continues(past, r.id))
-            if past.get("diverged"):
-                d = past["diverged"]
-                msg = f"{r.id}: the stable run it continues diverged at step {d['step']}"
-                raise Divergence(msg, d["step"], float(d["loss"]), d["lr"])
-            distribute(run)
-            clock.start(past["step"] * r.batch_tokens, past["wall_s"], past["train_s"])
-            code = train_loop(run, progress, clock, end, caught)
-        except Divergence as e:
-            clock.pause()
-            diverged = e
-        finally:
-            if run.master:
-                track(run, progress)  # the rows up to a divergence or a signal, too
-            if run.ddp:
-                torch.distributed.destroy_process_group()
-        tracker.exit_code = code
-        if code or not run.master:
-            return code
-        if diverged is not None:
-            print(f"ladder train: diverged: {diverged}", file=sys.stderr, flush=True)
-            if state_out:
-                save_diverged_state(run, progress, diverged, state_out)
-            else:
-                write_diverged(run, progress, clock, diverged, init_state)
-                tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
-            return 0
-        if state_out:
-            save_state(run, progress, clock, end, state_out)
-        else:
-            write_outputs(run, progress, clock)
-            tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
-        return 0
+# ----------------------------------------------------------------------------- CLI
 
 
 def relaunch_under_torchrun(r: Rung, argv: list[str]) -> None:
@@ -911,8 +1043,7 @@ def relaunch_under_torchrun(r: Rung, argv: list[str]) -> None:
     os.execv(sys.executable, cmd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ladder train", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
     ap.add_argument("--tokens-dir", required=True, help="meta.json and its token shards")
@@ -946,6 +1077,12 @@ def main(argv: list[str] | None = None) -> int:
         help="TensorBoard / W&B settings, JSON or @file (default: $LADDER_TRACKING, which "
         "the Snakefile sets from the study's `tracking` section; see ladder.tracking)",
     )
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = parser()
     args = ap.parse_args(argv)
     if (args.stop_step is None) != (args.state_out is None):
         ap.error("--stop-step and --state-out go together")
