@@ -17,11 +17,11 @@ Targets (checked on CUDA only, set for one H200): MFU >= 50% at N >= 100M and >=
 ~25M; two rungs sharing a GPU >= 1.5x one alone. For reference, HF Llama measured on that
 machine: 18-22% MFU eager, 35-41% under torch.compile.
 
-It needs torch, transformers, numpy and pyyaml, nothing else: no snakemake, no pytest. It
-imports `ladder` from this checkout (workflow/), writes synthetic token shards to a
-temporary directory, and runs `python -m ladder.cli train|evaluate` as subprocesses, as
-the workflow does. jsonschema (only for validating study configs, which this never loads)
-is replaced by a stand-in when it is missing. Output: one JSON (--out) and one table.
+It needs torch, transformers and numpy, nothing else: no snakemake, no pytest, no
+jsonschema (the train and evaluate stages read a rung, ladder.rung, and never load a study
+config). It imports `ladder` from this checkout (workflow/), writes synthetic
+token shards to a temporary directory, and runs `python -m ladder.cli train|evaluate` as
+subprocesses, as the workflow does. Output: one JSON (--out) and one table.
 Exit code 0 when every section ran and every check passed.
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -53,8 +52,6 @@ sys.path[:0] = [str(REPO / "workflow"), str(REPO / "benchmarks")]
 SECTIONS = ("throughput", "sharing", "resume", "evaluate")
 # seconds per section on one H200: 460 s in all, so the run ends inside 8 minutes
 BUDGET_S = {"throughput": 220, "sharing": 90, "resume": 110, "evaluate": 40}
-# modules ladder imports that this script never needs working (study-config validation)
-STUBBABLE = ("jsonschema", "yaml")
 PROGRESS = re.compile(r" step (\d+)/(\d+) \|.*\| ([\d,.]+) tok/s")
 
 
@@ -109,32 +106,9 @@ class SectionTimeout(Exception):
 # ----------------------------------------------------------------------------- setup
 
 
-def stub_missing(work: Path) -> list[str]:
-    """Stand-ins for STUBBABLE modules that are not installed (a bare GPU image has no
-    jsonschema): `ladder` imports them at the top but uses them only to load a study
-    config, which this script never does. A stand-in fails loudly if it is ever used."""
-    missing = []
-    for name in STUBBABLE:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            missing.append(name)
-    for name in missing:
-        pkg = work / "stubs" / name
-        pkg.mkdir(parents=True, exist_ok=True)
-        (pkg / "__init__.py").write_text(
-            f'"""Stand-in written by benchmarks/gpu_acceptance.py: {name} is not installed."""\n'
-            "def __getattr__(attr):\n"
-            f"    raise ImportError('{name} is not installed (a gpu_acceptance.py stand-in)')\n"
-        )
-    if missing:
-        sys.path.insert(0, str(work / "stubs"))
-    return missing
-
-
 def child_env(work: Path, device: str) -> dict[str, str]:
-    """The environment of every subprocess: this checkout's ladder (and stand-ins) first."""
-    paths = [str(work / "stubs"), str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]
+    """The environment of every subprocess: this checkout's ladder first."""
+    paths = [str(REPO / "workflow"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     env.update(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     if device == "cpu":
@@ -296,7 +270,7 @@ def check(what: str, value: Any, shown: str, target: str, met: bool | None) -> d
 def throughput(ctx: Context, deadline: float) -> dict[str, Any]:
     """train_throughput.py, one subprocess per shape (small first), each with what is left
     of the budget: a shape that runs out of time loses no earlier shape's numbers."""
-    from ladder.plan import format_count
+    from ladder.rung import format_count
 
     shapes, checks, out = [], [], {}
     for spec in ctx.p.tp_shapes:
@@ -682,9 +656,6 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="ladder-gpu-acceptance-"))
     work.mkdir(parents=True, exist_ok=True)
-    stubbed = stub_missing(work)
-    if stubbed:
-        print(f"note: {', '.join(stubbed)} not installed; using a stand-in (configs unused)")
 
     import torch
     import transformers
@@ -718,7 +689,6 @@ def main(argv: list[str] | None = None) -> int:
             "transformers": transformers.__version__,
         },
         "quick": args.quick,
-        "stubbed": stubbed,
         "work_dir": str(work),
         "budgets_s": {s: budgets[s] for s in sections},
         "sections": {},

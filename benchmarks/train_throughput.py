@@ -33,7 +33,7 @@ import torch
 
 from ladder.loss import LossModel
 from ladder.model import ModelShape, build_model, default_d_ff, flops_per_token, param_groups
-from ladder.plan import Rung
+from ladder.rung import Rung
 from ladder.runtime import (
     autocast_for,
     peak_flops,

@@ -27,7 +27,7 @@ from ladder.config import load_section
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ladder.plan import Rung
+    from ladder.rung import Rung
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests/configs/tiny.yaml"

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 import yaml
 
+from ladder import estimates
 from ladder import plan as P
 from ladder.config import data_files, load_config, load_section
 from ladder.plan import plan
@@ -193,7 +194,7 @@ def test_readme_override_example_through_snakemake(tmp_path):
 
 
 def test_memory_beyond_the_device_is_a_warning_with_bytes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(P, "device_memory", lambda device: ("cpu", 2**30))
+    monkeypatch.setattr(estimates, "device_memory", lambda device: ("cpu", 2**30))
     cfg = tmp_path / "study.yaml"
     cfg.write_text(text(ladder={"widths": [16, 512]}, train={"device": "cpu"}))
     assert P.main(["--configfile", str(cfg), "--out", str(tmp_path / "plan.csv")]) == 0

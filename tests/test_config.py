@@ -17,8 +17,9 @@ from ladder import config as C
 from ladder.config import load_config
 from ladder.errors import ConfigError
 from ladder.model import flops_per_token, param_groups
-from ladder.plan import format_count, plan, plan_csv
 from ladder.plan import main as plan_main
+from ladder.plan import plan, plan_csv
+from ladder.rung import format_count
 from tests.conftest import merged
 
 

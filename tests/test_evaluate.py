@@ -16,7 +16,8 @@ from ladder import shards
 from ladder.config import load_config
 from ladder.loss import IGNORE
 from ladder.model import build_model
-from ladder.plan import Rung, plan
+from ladder.plan import plan
+from ladder.rung import Rung
 
 torch.set_num_threads(1)
 VOCAB = 300

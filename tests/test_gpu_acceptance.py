@@ -1,5 +1,6 @@
 """benchmarks/gpu_acceptance.py runs end to end on CPU (--quick), as it would on a bare GPU
-image: without snakemake, pytest or jsonschema, each hidden from it here."""
+image: without snakemake, pytest or jsonschema, each hidden from it here (the train and
+evaluate stages read a rung, never a study config, so nothing stands in for them)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,19 @@ import sys
 
 from tests.conftest import ROOT
 
-# A bare GPU image: torch, transformers, numpy, pyyaml, and none of these.
+# A bare GPU image: torch, transformers (with its pyyaml), numpy, and none of these.
 HIDE = """
-import importlib.abc, importlib.machinery, sys
+import importlib.abc, sys
 
 HIDDEN = {"snakemake", "pytest", "_pytest", "jsonschema"}
 
 
 class Hide(importlib.abc.MetaPathFinder):
-    # not installed: found only outside site-packages (the script's own stand-ins)
+    # not installed: any import of them fails, as on the bare image
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] not in HIDDEN:
-            return None
-        here = [p for p in (path or sys.path) if "-packages" not in p]
-        spec = importlib.machinery.PathFinder.find_spec(name, here)
-        if spec is None:
+        if name.split(".")[0] in HIDDEN:
             raise ModuleNotFoundError(f"No module named {name!r} (hidden)", name=name)
-        return spec
+        return None
 
 
 sys.meta_path.insert(0, Hide())
@@ -45,7 +42,7 @@ def test_acceptance_script_runs_on_cpu_without_the_workflow_stack(tmp_path):
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     report = json.loads(out.read_text())
-    assert report["stubbed"] == ["jsonschema"] and report["ok"]
+    assert report["ok"]
     sec = report["sections"]
     assert list(sec) == ["throughput", "sharing", "resume", "evaluate"]
     assert all(s["status"] == "ok" for s in sec.values())

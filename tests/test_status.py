@@ -20,7 +20,8 @@ import yaml
 from ladder import status as S
 from ladder import train as T
 from ladder.config import load_config
-from ladder.plan import Throughput, plan, trained_flops, wsd_plan
+from ladder.estimates import Throughput
+from ladder.plan import plan, trained_flops, wsd_plan
 from tests.conftest import (
     TINY,
     log_rows,

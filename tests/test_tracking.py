@@ -256,7 +256,7 @@ def test_tracking_off_imports_neither_package(tmp_path):
     code = (
         "import sys, json; import ladder.train, ladder.report.cli\n"
         "from ladder.tracking import Tracker, Tracking\n"
-        "from ladder.plan import Rung\n"
+        "from ladder.rung import Rung\n"
         f"r = Rung.from_json({tiny_rung().to_json()!r})\n"
         f"t = Tracker().open(Tracking.from_arg(None), r, {str(tmp_path)!r}, False)\n"
         "t.log(1, 128, {'train/loss': 1.0}); t.close()\n"

@@ -17,7 +17,7 @@ import torch
 from ladder import train as T
 from ladder.loss import LossModel
 from ladder.model import param_groups
-from ladder.plan import Rung
+from ladder.rung import Rung
 from ladder.shards import step_batch
 from tests.conftest import (
     ENV,

@@ -50,20 +50,30 @@ POLL_S = 2.0  # how often a waiting launcher looks for a free device
 # ----------------------------------------------------------------------------- discovery
 
 
+def nvidia_smi(query: str, fmt: str = "--format=csv,noheader") -> list[str] | None:
+    """One value per GPU of `nvidia-smi --query-gpu=<query>`, in its (PCI bus) order; None
+    where nvidia-smi is missing or fails. The one place Ladder asks the NVIDIA driver."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", fmt],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
 def listed_gpus() -> list[str]:
     """GPU indices the NVIDIA driver lists, in nvidia-smi (PCI bus) order; [] if none."""
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if out.returncode == 0:
-                return [line.strip() for line in out.stdout.splitlines() if line.strip()]
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    listed = nvidia_smi("index")
+    if listed is not None:
+        return listed
     # no nvidia-smi (e.g. a container without the utilities): the driver's own listing
     proc = Path("/proc/driver/nvidia/gpus")
     return [str(i) for i in range(len(list(proc.iterdir())))] if proc.is_dir() else []

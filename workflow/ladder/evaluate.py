@@ -31,7 +31,7 @@ import torch
 from ladder.artifacts import write_json
 from ladder.errors import DataError
 from ladder.loss import LossModel, mean_loss
-from ladder.plan import Rung
+from ladder.rung import Rung
 from ladder.runtime import (
     autocast_for,
     job_threads,

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import io
 import json
 import math
-import os
-import shutil
-import subprocess
 import sys
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import yaml
@@ -26,83 +22,16 @@ import yaml
 from ladder.artifacts import write_text
 from ladder.config import Study, load_config
 from ladder.errors import ConfigError
-from ladder.model import (
-    STATE_BYTES_PER_PARAM,
-    ModelShape,
-    default_d_ff,
-    flops_per_token,
-    param_groups,
-    train_memory_bytes,
+from ladder.estimates import (
+    ASSUMED,
+    DEFAULT_FLOPS_PER_S,
+    Throughput,
+    check_memory,
+    gpu_hours,
+    memory_warnings,
 )
-
-
-@dataclass(frozen=True)
-class Rung(ModelShape):
-    """One training run of the ladder: a shape (ModelShape's fields, declared there once),
-    a token budget, its hyperparameters. A flat record, so that rung.json and a plan.csv
-    row hold one value per key."""
-
-    id: str
-    tokens: int  # tokens actually trained: steps × batch_tokens
-    steps: int
-    seed: int
-    lr: float
-    min_lr_frac: float
-    warmup_frac: float
-    schedule: str
-    decay_frac: float
-    batch_tokens: int
-    micro_batch: int  # sequences per forward pass; divides batch_tokens / seq_len
-    weight_decay: float
-    beta1: float
-    beta2: float
-    grad_clip: float
-    device: str
-    precision: str
-    compile: str
-    threads: int
-    gpus: float
-    log_every_s: float
-    checkpoint_minutes: float
-    eval_points: int
-    mlm_probability: float
-    design: str = "grid"
-    budget_flops: float = 0.0  # the isoflop budget this rung belongs to (0 for other designs)
-
-    @property
-    def shape(self) -> ModelShape:
-        """The shape alone (a plain ModelShape, e.g. for model.build_config)."""
-        return ModelShape(**{f.name: getattr(self, f.name) for f in fields(ModelShape)})
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Rung:
-        return cls(**json.loads(text))
-
-    @classmethod
-    def from_arg(cls, text: str) -> Rung:
-        """A Rung from a command-line argument: JSON text, or `@path` of a JSON file."""
-        if text.startswith("@"):
-            with open(text[1:]) as f:
-                text = f.read()
-        return cls.from_json(text)
-
-    def row(self) -> dict[str, Any]:
-        """The plan.csv row: the rung, its parameter groups and FLOPs."""
-        groups = param_groups(self.shape)
-        fpt = flops_per_token(self.shape)
-        row = {"id": self.id, **asdict(self)}  # id first: plan.csv reads like the plan
-        return {**row, **groups, "flops_per_token": fpt, "flops": fpt * self.tokens}
-
-
-def format_count(n: float) -> str:
-    """2000000 -> '2M', 1500000 -> '1.5M', 65536 -> '65.5K': short, stable, readable."""
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.3g}{unit}"
-    return str(int(n))
+from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
+from ladder.rung import Rung, decay_start, format_count, largest_divisor_at_most, retarget, size_of
 
 
 def _round_half_up(x: float) -> int:
@@ -197,10 +126,6 @@ def _model_shape(study: Study, s: dict[str, int], key: str = "") -> ModelShape:
     )
 
 
-def _largest_divisor_at_most(n: int, cap: int) -> int:
-    return max(k for k in range(1, min(n, cap) + 1) if n % k == 0)
-
-
 def _as_list(value) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
 
@@ -279,7 +204,7 @@ def plan(study: Study) -> list[Rung]:
             steps=steps,
             seed=study.seed,
             **{k: v for k, v in hp.items() if k not in ("micro_batch", "hparam_rule")},
-            micro_batch=_largest_divisor_at_most(seqs, hp["micro_batch"]),
+            micro_batch=largest_divisor_at_most(seqs, hp["micro_batch"]),
             design=lad.design,
             budget_flops=float(budget_flops),
         )
@@ -324,102 +249,6 @@ def check_budget_ids(budgets: tuple[float, ...]) -> None:
         seen[bid] = i
 
 
-# No device holds more than this (Ladder replicates the model on every device); a rung
-# whose estimate is beyond it cannot train anywhere, and is a config error.
-MAX_DEVICE_BYTES = 2 * 2**40
-
-
-def format_bytes(n: float) -> str:
-    for div, unit in ((2**50, "PiB"), (2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB")):
-        if n >= div:
-            return f"{n / div:.3g} {unit}"
-    return f"{n:.0f} B"
-
-
-def memory_estimate(r: Rung, device_type: str) -> int:
-    """train_memory_bytes of rung `r` on a device of `device_type` (cuda: bf16/fp16
-    activations under `precision: auto`; cpu: fp32)."""
-    half = r.precision in ("bf16", "fp16") or (r.precision == "auto" and device_type == "cuda")
-    return train_memory_bytes(r.shape, r.micro_batch, 2 if half else 4)
-
-
-def check_memory(r: Rung, key: str) -> None:
-    """An error if rung `r` cannot fit on any device (MAX_DEVICE_BYTES)."""
-    need = memory_estimate(r, "cuda")
-    if need > MAX_DEVICE_BYTES:
-        n = param_groups(r.shape)["params_total"]
-        raise ConfigError(
-            f"{key}: rung {r.id} ({format_count(n)} parameters) needs about "
-            f"{format_bytes(need)} to train ({STATE_BYTES_PER_PARAM} bytes per parameter of "
-            f"weights, gradients and AdamW state, plus activations), more than any one "
-            f"device holds ({format_bytes(MAX_DEVICE_BYTES)}; Ladder keeps a whole copy on "
-            "every GPU); choose smaller sizes"
-        )
-
-
-@functools.cache
-def device_memory(device: str) -> tuple[str, int] | None:
-    """(what, bytes) of the memory a job on `device` would have on this machine, or None
-    where that is unknown: the smallest visible GPU (nvidia-smi) for cuda, physical
-    memory for cpu; `auto` is cuda where nvidia-smi finds a GPU, else cpu."""
-    if device in ("auto",) or device.startswith("cuda"):
-        smi = shutil.which("nvidia-smi")
-        if smi:
-            try:
-                out = subprocess.run(
-                    [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                    capture_output=True,
-                    text=True,
-                    timeout=10,
-                ).stdout.split()
-                if out:
-                    return "cuda", min(int(float(m)) for m in out) * 2**20
-            except (OSError, ValueError, subprocess.SubprocessError):
-                pass
-        if device != "auto":
-            return None
-    if device in ("auto", "cpu"):
-        try:
-            return "cpu", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return None
-    return None
-
-
-def memory_warnings(rungs: list[Rung]) -> list[str]:
-    """One line per device whose memory on this machine (where `ladder plan` runs; a
-    cluster's compute nodes may differ) is below some rungs' estimates, naming the largest."""
-    over: dict[str, list[tuple[int, str]]] = {}
-    have: dict[str, int] = {}
-    for r in rungs:
-        found = device_memory(r.device)
-        if found is None:
-            continue
-        kind, have_bytes = found
-        need = memory_estimate(r, kind)
-        if need > have_bytes:
-            where = f"device {r.device}"
-            where += f" ({kind} on this machine)" if r.device == "auto" else ""
-            over.setdefault(where, []).append((need, r.id))
-            have[where] = have_bytes
-    out = []
-    for where, items in over.items():
-        items.sort(reverse=True)
-        named = ", ".join(f"{rid} ~{format_bytes(need)}" for need, rid in items[:3])
-        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-        out.append(
-            f"{len(items)} rung(s) may not fit in the memory of {where}, "
-            f"{format_bytes(have[where])}: {named}{more} (estimates; lower train.micro_batch "
-            "or run them on a larger device)"
-        )
-    return out
-
-
-def _decay_start(steps: int, warmup_steps: int, decay_frac: float) -> int:
-    """First cooldown step of a WSD run, as train.lr_at computes it."""
-    return steps - min(steps - warmup_steps, round(decay_frac * steps))
-
-
 def _wsd_branches(rungs: list[Rung]) -> list[Rung]:
     """WSD rungs of one size share everything up to their cooldown, so that each branch can
     continue the size's one stable run: the schedule is wsd and the warmup lasts the same
@@ -448,7 +277,7 @@ def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
         stable = replace(group[-1], id=f"{size}-stable", design="wsd-stable")
         stops = {}
         for r in group:
-            stops[r.id] = _decay_start(r.steps, round(r.warmup_frac * r.steps), r.decay_frac)
+            stops[r.id] = decay_start(r.steps, round(r.warmup_frac * r.steps), r.decay_frac)
             if stops[r.id] < 1:
                 raise ConfigError(
                     f"ladder.tokens: rung {r.id} is too short for a stable phase; "
@@ -456,21 +285,6 @@ def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
                 )
         out[size] = {"stable": stable, "stops": stops}
     return out
-
-
-def size_of(rung: Rung) -> str:
-    """The size part of a rung id ("L4-d128"): sweeps tune per size, not per budget."""
-    return f"L{rung.n_layer}-d{rung.d_model}"
-
-
-def retarget(rung: Rung, **changes: Any) -> Rung:
-    """A copy with new hyperparameters; steps and micro-batch follow a new batch size, the
-    token budget stays (rounded up to whole batches)."""
-    new = replace(rung, **changes)
-    steps = max(1, math.ceil(rung.tokens / new.batch_tokens))
-    seqs = new.batch_tokens // new.seq_len
-    micro = _largest_divisor_at_most(seqs, max(rung.micro_batch, 1))
-    return replace(new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro)
 
 
 def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
@@ -502,34 +316,6 @@ def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
 
 # The GPU-hours estimate's throughput when the study states none: an H100/H200 at ~40% MFU
 # of its 989 TFLOP/s dense bf16 peak (benchmarks/gpu_acceptance.py measures the real one).
-DEFAULT_FLOPS_PER_S = 4e14
-
-
-@dataclass(frozen=True)
-class Throughput:
-    """Sustained training FLOP/s of one GPU for the GPU-hours estimate, and its source:
-    "--flops-per-s", "cluster.flops_per_s" or "assumed" (DEFAULT_FLOPS_PER_S)."""
-
-    flops_per_s: float = DEFAULT_FLOPS_PER_S
-    basis: str = "assumed"
-
-    @classmethod
-    def choose(cls, given: float | None, study: float | None) -> Throughput:
-        if given:
-            return cls(given, "--flops-per-s")
-        if study:
-            return cls(study, "cluster.flops_per_s")
-        return cls()
-
-    def describe(self) -> str:
-        if self.basis == "assumed":
-            return (
-                f"GPU-hours assuming {self.flops_per_s:.3g} FLOP/s per GPU (~40% MFU on an "
-                "H100/H200); state yours as cluster.flops_per_s or --flops-per-s"
-            )
-        return f"GPU-hours at {self.flops_per_s:.3g} FLOP/s per GPU ({self.basis})"
-
-
 def own_steps(study: Study, rungs: list[Rung]) -> dict[str, tuple[Rung, int, int]]:
     """Every run the study trains (sweep runs, WSD stable runs, the rungs) -> (run, first
     step, end step) of the steps it trains itself: a WSD stable run to its size's last
@@ -552,13 +338,7 @@ def trained_flops(study: Study, rungs: list[Rung]) -> float:
     )
 
 
-def gpu_hours(rung: Rung, flops_per_s: float) -> float:
-    """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
-    # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
-    return rung.row()["flops"] / flops_per_s / 3600
-
-
-def plan_csv(rungs: list[Rung], throughput: Throughput = Throughput()) -> str:
+def plan_csv(rungs: list[Rung], throughput: Throughput = ASSUMED) -> str:
     """plan.csv: each rung's row, its estimated GPU-hours and the throughput they assume
     (est_flops_per_s, and est_basis: where that number came from)."""
     rows = [r.row() for r in rungs]
@@ -573,7 +353,7 @@ def plan_csv(rungs: list[Rung], throughput: Throughput = Throughput()) -> str:
     return buf.getvalue()
 
 
-def summary_table(rungs: list[Rung], throughput: Throughput = Throughput()) -> str:
+def summary_table(rungs: list[Rung], throughput: Throughput = ASSUMED) -> str:
     """The plan as a fixed-width table with totals, for `ladder plan`."""
     head = f"{'rung':<22}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
     lines = [head + f"{'est. GPU-h':>12}"]

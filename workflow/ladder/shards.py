@@ -33,7 +33,7 @@ import numpy as np
 from ladder.artifacts import TOKENS_META_JSON, split_file
 from ladder.errors import DataError
 from ladder.loss import IGNORE
-from ladder.plan import Rung
+from ladder.rung import Rung
 
 EVAL_MASK_SEED = 20190524  # fixed BERT eval masking, shared by every rung and study
 

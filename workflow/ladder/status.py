@@ -49,17 +49,9 @@ from ladder.aggregate import on_gpu
 from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, TRAIN_JSON
 from ladder.config import load_config
 from ladder.errors import ConfigError
-from ladder.plan import (
-    Rung,
-    Throughput,
-    format_count,
-    gpu_hours,
-    own_steps,
-    plan,
-    size_of,
-    sweep_plan,
-    wsd_plan,
-)
+from ladder.estimates import Throughput, gpu_hours
+from ladder.plan import own_steps, plan, sweep_plan, wsd_plan
+from ladder.rung import Rung, format_count, size_of
 from ladder.tracking import TENSORBOARD_DIR
 
 STATES = ("planned", "queued", "running", "stopped", "failed", "diverged", "trained", "done")

@@ -63,7 +63,7 @@ from ladder.artifacts import (
 from ladder.errors import DataError
 from ladder.loss import IGNORE, LossModel, mean_loss, targets_of
 from ladder.model import build_model, count_params, flops_per_token, param_groups
-from ladder.plan import Rung, format_count
+from ladder.rung import Rung, decay_start, format_count
 from ladder.runtime import (
     autocast_for,
     job_threads,
@@ -134,8 +134,8 @@ def lr_at(step: int, r: Rung) -> float:
         p = (step - warm) / max(1, n - 1 - warm)
         return low + (peak - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
     if r.schedule == "wsd":
-        decay = min(n - warm, round(r.decay_frac * n))
-        start = n - decay
+        start = decay_start(n, warm, r.decay_frac)
+        decay = n - start
         if step < start or decay == 0:
             return peak
         q = (step - start + 1) / decay

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from ladder.artifacts import write_text
-from ladder.plan import Rung, retarget
+from ladder.rung import Rung, retarget
 
 
 class TuneError(ValueError):

@@ -10,7 +10,9 @@ import sys
 try:
     from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
-    from ladder.plan import memory_warnings, plan, size_of, sweep_plan, wsd_plan
+    from ladder.estimates import memory_warnings
+    from ladder.plan import plan, sweep_plan, wsd_plan
+    from ladder.rung import size_of
     from ladder import tracking
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
