@@ -54,7 +54,7 @@ def isoflop_data(seed: int = 0, noise: float = 0.015) -> tuple[np.ndarray, ...]:
 
 def objective_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, ly: np.ndarray):
     """Hoffmann's objective and gradient for one start, written lean as a plain loop would be
-    (same function as ladder.fit.chinchilla.chinchilla_objective, less overhead per call)."""
+    (the reference tests/test_fit.py checks ladder.fit against, less overhead per call)."""
     a, al, b, be, e = theta
     z = np.stack([a - al * x, b - be * y, np.full_like(x, e)])
     m = z.max(0)

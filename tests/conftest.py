@@ -367,3 +367,31 @@ def wandb_runs(study: Path) -> list[dict]:
     """Every offline run folder of a study, oldest first (the order `wandb sync` uses)."""
     runs = [wandb_run(f) for f in (study / "wandb").glob("offline-run-*")]
     return sorted(runs, key=lambda r: r["run"].start_time.ToNanoseconds() if r["run"] else 0)
+
+
+def split_corpus(docs, val_fraction: float, seed: int, max_bytes, min_doc_bytes: int):
+    """ladder.data's split as (train list, val list, stats), for small test corpora
+    (build_corpus streams the same split to parquet shards)."""
+    from ladder import data
+
+    out: dict[str, list[str]] = {"train": [], "val": []}
+    stats = data.new_stats()
+    for split, text, _ in data.split_documents(
+        docs, val_fraction, seed, max_bytes, min_doc_bytes, stats
+    ):
+        out[split].append(text)
+    return out["train"], out["val"], stats
+
+
+def read_split(corpus_dir, split: str) -> list[str]:
+    """All of a corpus split's documents, read back from its parquet shards."""
+    from ladder.data import read_batches
+
+    return [t for batch in read_batches(corpus_dir, split) for t in batch]
+
+
+def is_val(text: str, val_fraction: float, seed: int) -> bool:
+    """Whether ladder.data's keyed-hash split puts document `text` in val."""
+    from ladder.data import _is_val_bytes
+
+    return _is_val_bytes(text.encode("utf-8"), val_fraction, str(seed).encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import typing
@@ -20,7 +21,7 @@ from ladder.model import flops_per_token, param_groups
 from ladder.plan import main as plan_main
 from ladder.plan import plan, plan_csv
 from ladder.rung import format_count
-from tests.conftest import merged
+from tests.conftest import ROOT, merged
 
 
 def test_defaults_are_filled(base_config):
@@ -237,3 +238,40 @@ def test_ladder_plan_always_estimates_gpu_hours(cluster, extra, rate, basis, tmp
         assert "GPU-hours assuming 4e+14 FLOP/s per GPU" in printed
     else:
         assert f"GPU-hours at {rate:.3g} FLOP/s per GPU ({basis})" in printed
+
+
+def schema_keys(node: dict, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
+    """Every (key path, its schema) of the config schema, nested objects included."""
+    out = []
+    for key, sub in (node.get("properties") or {}).items():
+        out.append(((*path, key), sub))
+        out += schema_keys(sub, (*path, key))
+    return out
+
+
+def test_config_readme_documents_every_schema_key():
+    """config/README.md has a row for each key of the schema, in its section's table
+    (`| \\`hf.name\\` |` under `data`); a key whose value is an object of documented keys needs
+    no row of its own, and one documented in one row (`extrapolate_to`) names its keys there."""
+    schema = yaml.safe_load(C.SCHEMA_PATH.read_text())
+    readme = (ROOT / "config" / "README.md").read_text()
+    sections = {"": readme.split("\n## ")[1]}  # "Top level"
+    for part in readme.split("\n## ")[1:]:
+        if part.startswith("`"):
+            sections[part[1 : part.index("`", 1)]] = part
+    rows = {}  # section -> [(key, the rest of its row)]; a row may name two (`beta1`, `beta2`)
+    for name, text in sections.items():
+        cells = re.findall(r"^\| (`[^|]+`) \|(.*)$", text, re.M)
+        rows[name] = [(key, rest) for cell, rest in cells for key in re.findall(r"`([^`]+)`", cell)]
+    missing = []
+    for path, sub in schema_keys(schema):
+        section, rel = ("", path[0]) if len(path) == 1 else (path[0], ".".join(path[1:]))
+        if len(path) == 1 and "properties" in sub:
+            ok = path[0] in sections  # a section of its own
+        else:
+            table = dict(rows.get(section, []))
+            parent = table.get(".".join(path[1:-1]), "")
+            ok = rel in table or "properties" in sub or f"{path[-1]}:" in parent
+        if not ok:
+            missing.append(".".join(path))
+    assert not missing, f"config/README.md does not document: {missing}"

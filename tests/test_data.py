@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from ladder.data import build_corpus, documents, is_val, read_split, split_corpus
+from ladder.data import build_corpus, documents
 from ladder.errors import DataError
-from tests.conftest import DATA, texts
+from tests.conftest import DATA, is_val, read_split, split_corpus, texts
 
 
 def test_split_is_deterministic_order_free_and_near_fraction():

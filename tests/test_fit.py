@@ -23,14 +23,33 @@ from ladder.fit.bootstrap import expanded_tail, intervals
 from ladder.fit.chinchilla import (
     chinchilla_allocation,
     chinchilla_grid,
-    chinchilla_objective,
     fit_chinchilla,
 )
 from ladder.fit.laws import fit_once, make_law
 from ladder.fit.power import fit_power
 from ladder.fit.runs import VARIABLES, Runs, distinct
+from ladder.fit.solver import HUBER_DELTA
 
 CHIN = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.45, "beta": 0.3}  # alpha != beta
+
+
+def chinchilla_objective(theta: np.ndarray, N: np.ndarray, D: np.ndarray, L: np.ndarray):
+    """Hoffmann et al.'s objective, sum_i Huber_1e-3(LSE(a - alpha log N, b - beta log D, e)
+    - log L), and its gradient at theta = (a, alpha, b, beta, e), written out here in numpy:
+    the independent reference a plain scipy L-BFGS loop minimises from each start."""
+    a, alpha, b, beta, e = theta
+    x, y = np.log(N), np.log(D)
+    z = np.stack([a - alpha * x, b - beta * y, np.full_like(x, e)])
+    top = z.max(0)
+    ez = np.exp(z - top)
+    share = ez / ez.sum(0)
+    r = top + np.log(ez.sum(0)) - np.log(L)
+    d = HUBER_DELTA
+    F = np.where(np.abs(r) <= d, 0.5 * r * r, d * (np.abs(r) - 0.5 * d)).sum()
+    psi = np.clip(r, -d, d)
+    grad = [psi @ share[0], -(psi * share[0]) @ x, psi @ share[1], -(psi * share[1]) @ y,
+            psi @ share[2]]  # fmt: skip
+    return float(F), np.array(grad)
 
 
 def chinchilla_loss(N, D, p=CHIN):

@@ -15,7 +15,7 @@ import pytest
 
 from ladder import data as D
 from ladder import shards as S
-from ladder.data import build_corpus, corpus_stats, documents, read_split, split_corpus
+from ladder.data import build_corpus, corpus_stats, documents
 from ladder.errors import DataError
 from ladder.tokenize import main_encode, main_tokenizer, symbol_tokenizer, train_bpe
 from tests.conftest import (
@@ -23,7 +23,9 @@ from tests.conftest import (
     assert_same_run,
     curve,
     make_shards,
+    read_split,
     run,
+    split_corpus,
     start_subprocess,
     texts,
     tiny_rung,

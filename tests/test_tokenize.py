@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ladder.data import build_corpus, read_split
+from ladder.data import build_corpus
 from ladder.tokenize import main_encode, main_tokenizer
-from tests.conftest import DATA
+from tests.conftest import DATA, read_split
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,6 @@ import copy
 import hashlib
 import json
 import os
-import sys
 import sysconfig
 import time
 from collections.abc import Iterator
@@ -45,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ladder.artifacts import CORPUS_STATS_JSON, atomic_dir, corpus_shard, write_json
-from ladder.errors import ConfigError, DataError
-from ladder.progress import Progress
+from ladder.errors import ConfigError, DataError, failed
+from ladder.progress import StageProgress
 
 if TYPE_CHECKING:  # the config (jsonschema, yaml) is imported by `main` only: encoders start fast
     from ladder.config import DataConfig, HFConfig, SyntheticConfig
@@ -429,11 +428,6 @@ def _is_val_bytes(raw: bytes, val_fraction: float, key: bytes) -> bool:
     return int.from_bytes(h, "big") < val_fraction * 2**64
 
 
-def is_val(text: str, val_fraction: float, seed: int) -> bool:
-    """Deterministic split: a document goes to val if its keyed hash falls below the fraction."""
-    return _is_val_bytes(text.encode("utf-8"), val_fraction, str(seed).encode())
-
-
 def new_stats() -> dict[str, int]:
     return {"n_docs": 0, "n_bytes": 0, "skipped_short": 0, "capped": 0}
 
@@ -463,19 +457,6 @@ def split_documents(
         stats["n_docs"] += 1
         stats["n_bytes"] += n
         yield ("val" if _is_val_bytes(raw, val_fraction, key) else "train"), text, n
-
-
-def split_corpus(
-    docs: Iterator[str], val_fraction: float, seed: int, max_bytes: int | None, min_doc_bytes: int
-) -> tuple[list[str], list[str], dict[str, int]]:
-    """The split as two lists (small corpora and tests; build_corpus streams)."""
-    out: dict[str, list[str]] = {"train": [], "val": []}
-    stats = new_stats()
-    for split, text, _ in split_documents(
-        docs, val_fraction, seed, max_bytes, min_doc_bytes, stats
-    ):
-        out[split].append(text)
-    return out["train"], out["val"], stats
 
 
 # ----------------------------------------------------------------------------- shards
@@ -562,7 +543,7 @@ def build_corpus(
     atomically): each split's parquet shards and stats.json (counts, the shards; the
     entropy if synthetic)."""
     t0 = time.time()
-    progress = Progress("corpus", log_every_s)
+    progress = StageProgress("corpus", log_every_s)
     with atomic_dir(out_dir) as tmp:
         writers = {s: ShardWriter(tmp, s, data.shard_bytes) for s in SPLITS}
         if data.source == "synthetic":
@@ -648,16 +629,6 @@ def read_batches(corpus_dir: str | os.PathLike, split: str) -> Iterator[list[str
             yield pf.read_row_group(rg, columns=["text"]).column(0).to_pylist()
 
 
-def read_split(corpus_dir: str | os.PathLike, split: str) -> list[str]:
-    """All of a split's documents (small corpora and tests)."""
-    return [t for batch in read_batches(corpus_dir, split) for t in batch]
-
-
-def read_texts(path: str | os.PathLike) -> list[str]:
-    """One parquet file's `text` column."""
-    return open_parquet(Path(path)).read(columns=["text"]).column("text").to_pylist()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder corpus", description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -674,12 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = load_section("data", json.loads(args.data_json))
         stats = build_corpus(data, args.seed, args.out_dir, args.log_every_s)
-    except ConfigError as e:
-        print(f"ladder corpus: config error: {e}", file=sys.stderr)
-        return 2
-    except DataError as e:
-        print(f"ladder corpus: data error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, DataError) as e:
+        return failed("ladder corpus", e)
     if stats["skipped_short"]:
         print(f"skipped {stats['skipped_short']} documents shorter than data.min_doc_bytes")
     if stats["capped"]:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ladder.errors import failed
+
 if TYPE_CHECKING:  # the launcher imports no more than it needs
     from ladder.config import ClusterConfig, Study
 
@@ -265,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             claims = claim(pool, args.gpu_percent)
         except ValueError as e:
-            print(f"ladder launch: error: {e}", file=sys.stderr)
-            return 2
+            return failed("ladder launch", e)
         devices = [c.device for c in claims]
         env = launch_env(env, devices)
         print(f"ladder launch: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}", flush=True)

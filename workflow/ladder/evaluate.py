@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ladder.artifacts import write_json
-from ladder.errors import DataError
+from ladder.errors import DataError, failed
 from ladder.loss import LossModel, mean_loss
 from ladder.rung import Rung
 from ladder.runtime import (
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             loss_model, inputs, labels, args.batch_size, device, autocast_for(precision, device)
         )
     except (DataError, ValueError, OSError) as e:
-        print(f"ladder evaluate: error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder evaluate", e)
     if not math.isfinite(loss):
         why = f"validation loss is {loss}"
         write_json(args.out, diverged_record(rung, why, eval_tokens=count))

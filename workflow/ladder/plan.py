@@ -21,7 +21,7 @@ import yaml
 
 from ladder.artifacts import write_text
 from ladder.config import Study, load_config
-from ladder.errors import ConfigError
+from ladder.errors import ConfigError, failed
 from ladder.estimates import (
     ASSUMED,
     DEFAULT_FLOPS_PER_S,
@@ -389,8 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         study = load_config(json.loads(args.config_json) if args.config_json else args.configfile)
         rungs = plan(study)
     except ConfigError as e:
-        print(f"ladder plan: config error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder plan", e)
     for warning in memory_warnings(rungs):
         print(f"ladder plan: warning: {warning}", file=sys.stderr)
     throughput = Throughput.choose(args.flops_per_s, study.cluster.flops_per_s)

@@ -17,7 +17,7 @@ def hms(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-class Progress:
+class StageProgress:
     """Rate and ETA of one stage. `update(done_bytes, fraction)` prints when a line is due;
     `fraction` (0-1) is how far the stage is, when it knows (None: no ETA)."""
 

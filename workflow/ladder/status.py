@@ -48,7 +48,7 @@ from typing import Any
 from ladder.aggregate import on_gpu
 from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, TRAIN_JSON
 from ladder.config import load_config
-from ladder.errors import ConfigError
+from ladder.errors import ConfigError, failed
 from ladder.estimates import Throughput, gpu_hours
 from ladder.plan import own_steps, plan, sweep_plan, wsd_plan
 from ladder.rung import Rung, format_count, size_of
@@ -67,7 +67,8 @@ SIGNALLED = re.compile(r": (?P<sig>SIG\w+) at step (?P<step>\d+); checkpoint sav
 SEGMENT_DONE = re.compile(r": saved the state at step (?P<step>\d+) to ")
 DIVERGED = re.compile(r"^ladder \w+: diverged: (?P<msg>.*)$")
 ERROR = re.compile(
-    r"^(ladder \w+: error: .*|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)?|Killed)$"
+    r"^(ladder \w+: (?:config |data )?error: .*"
+    r"|[A-Za-z_][\w.]*(Error|Exception|Interrupt)(: .*)?|Killed)$"
 )
 
 
@@ -536,7 +537,6 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             time.sleep(args.watch)
     except ConfigError as e:
-        print(f"ladder status: config error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder status", e)
     except KeyboardInterrupt:
         return 0

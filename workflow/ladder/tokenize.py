@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -35,8 +34,8 @@ from ladder.artifacts import (
     write_json,
 )
 from ladder.data import SPLITS, corpus_shards, corpus_stats, open_parquet, read_batches
-from ladder.errors import DataError
-from ladder.progress import Progress
+from ladder.errors import DataError, failed
+from ladder.progress import StageProgress
 
 EOS, MASK = "<|endoftext|>", "<|mask|>"
 TRAIN_BYTES = 1_000_000_000  # default cap on the BPE's training text (tokenizer.train_bytes)
@@ -71,7 +70,7 @@ def sample_batches(
     corpus_dir: str | os.PathLike,
     train_bytes: int,
     sample: dict[str, Any],
-    progress: Progress | None = None,
+    progress: StageProgress | None = None,
 ) -> Iterator[list[str]]:
     """The train split's documents in corpus order, a row group at a time, up to
     `train_bytes` of UTF-8 text: the document that would pass the cap is cut to fit.
@@ -181,7 +180,7 @@ def main_tokenizer(argv: list[str] | None = None) -> int:
         if args.kind == "bpe":
             if not args.corpus_dir:
                 raise TokenizerError("--corpus-dir is required to train a BPE")
-            progress = Progress("tokenizer sample", args.log_every_s)
+            progress = StageProgress("tokenizer sample", args.log_every_s)
             sample: dict[str, Any] = {}
             texts = sample_batches(args.corpus_dir, args.train_bytes, sample, progress)
             tok = train_bpe(texts, args.vocab_size, args.min_frequency)
@@ -202,12 +201,8 @@ def main_tokenizer(argv: list[str] | None = None) -> int:
         else:
             tok = load_pretrained(args.name, args.vocab_size)
             info["name"] = args.name
-    except TokenizerError as e:
-        print(f"ladder tokenizer: error: {e}", file=sys.stderr)
-        return 2
-    except DataError as e:
-        print(f"ladder tokenizer: data error: {e}", file=sys.stderr)
-        return 2
+    except (TokenizerError, DataError) as e:
+        return failed("ladder tokenizer", e)
     info["wall_s"] = round(time.time() - t0, 3)
     save_tokenizer(tok, args.out_dir, info)
     print(f"tokenizer: {len(tok)} tokens ({args.kind}) in {time.time() - t0:.1f} s")
@@ -309,7 +304,7 @@ def encode_corpus(
     workers = max(1, min(workers, len(tasks)))
     splits = {s: {"n_tokens": 0, "n_bytes": 0, "n_docs": 0, "shards": []} for s in SPLITS}
     done = n_tokens = 0
-    progress = Progress(f"encode ({workers} worker{'s' * (workers > 1)})", log_every_s)
+    progress = StageProgress(f"encode ({workers} worker{'s' * (workers > 1)})", log_every_s)
     with atomic_dir(Path(out_dir) / TOKENS_SHARDS_DIR) as tmp, _encoders(workers, init) as imap:
         results = imap(_encode_row_group, [(path, rg) for _, path, rg in tasks])
         current, f = None, None
@@ -403,8 +398,7 @@ def main_encode(argv: list[str] | None = None) -> int:
     try:
         encoded = encode_corpus(tok, args.corpus_dir, out, args.workers, args.log_every_s)
     except DataError as e:
-        print(f"ladder encode: data error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder encode", e)
     meta = {
         "dtype": encoded.pop("dtype"),
         "vocab_size": len(tok),

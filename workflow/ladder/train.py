@@ -60,7 +60,7 @@ from ladder.artifacts import (
     write_json,
     write_text,
 )
-from ladder.errors import DataError
+from ladder.errors import DataError, failed
 from ladder.loss import IGNORE, LossModel, mean_loss, targets_of
 from ladder.model import build_model, count_params, flops_per_token, param_groups
 from ladder.rung import Rung, decay_start, format_count
@@ -1108,5 +1108,4 @@ def main(argv: list[str] | None = None) -> int:
             tracking=Tracking.from_arg(args.tracking),
         )
     except (DataError, ValueError, OSError) as e:
-        print(f"ladder train: error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder train", e)

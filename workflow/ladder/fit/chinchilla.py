@@ -12,7 +12,7 @@ import numpy as np
 
 from ladder.fit.allocation import ComputeModel, allocate, allocation_lines, compute_model
 from ladder.fit.runs import Runs
-from ladder.fit.solver import HUBER_DELTA, minimise, rho
+from ladder.fit.solver import minimise
 
 
 class _ChinchillaModel:
@@ -63,19 +63,6 @@ def chinchilla_grid() -> np.ndarray:
     exps, ab, e = np.arange(0, 2.01, 0.5), np.arange(0, 25.01, 5.0), np.arange(-1, 1.01, 0.5)
     grid = np.meshgrid(ab, exps, ab, exps, e, indexing="ij")
     return np.stack([g.ravel() for g in grid], axis=1)
-
-
-def chinchilla_objective(
-    theta: np.ndarray, N: np.ndarray, D: np.ndarray, L: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Hoffmann's objective sum_i Huber_1e-3(LSE(a - alpha log N, b - beta log D, e) - log L)
-    and its gradient at one theta = (a, alpha, b, beta, e) in his units: what a plain loop of
-    scipy L-BFGS minimises from each start (the reference in the benchmark and the tests)."""
-    model = _ChinchillaModel(np.log(N), np.log(D))
-    f, J = model(np.atleast_2d(np.asarray(theta, dtype=float)), jac=True)
-    r = f[0] - np.log(L)
-    psi = np.clip(r, -HUBER_DELTA, HUBER_DELTA)
-    return float(rho(r, "huber").sum()), psi @ J[0]
 
 
 # pruning schedule for the 4,500 starts: (LM iterations for every start left, starts kept).

@@ -11,6 +11,7 @@ import sys
 
 import pandas as pd
 
+from ladder.errors import failed
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError
@@ -132,8 +133,7 @@ def main(argv: list[str]) -> int:
             args.loss_noise,
         )
     except FitError as e:
-        print(f"ladder fit: error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder fit", e)
     for text in result["meta"]["data_warnings"]:
         print(f"ladder fit: warning: {text}", file=sys.stderr)
     for key, entry in result["laws"].items():  # each law's own, besides the data's above

@@ -5,7 +5,7 @@ Fitted curves and their 95% bands come from `ladder.fit.predict` on fits.json's 
 bootstrap samples: no module here writes a law's formula itself. Each module imports only from
 those listed above it:
 
-    inputs       Study: runs.csv, fits.json, curves, meta and config in one object; parse_target
+    inputs       ReportInputs: runs.csv, fits.json, curves, meta, config in one; parse_target
     predictions  curves, 95% bands, losses at the target and allocations from ladder.fit
     figure       matplotlib helpers: figures, "missing" panels, log axes, atomic PNG + SVG writes
     laws         loss vs N, D and C with the fitted laws and the target
@@ -19,6 +19,6 @@ those listed above it:
 """
 
 from ladder.report.build import make_report
-from ladder.report.inputs import Study, load
+from ladder.report.inputs import ReportInputs, load
 
-__all__ = ["Study", "load", "make_report"]
+__all__ = ["ReportInputs", "load", "make_report"]

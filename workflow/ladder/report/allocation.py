@@ -25,7 +25,7 @@ from ladder.report.figure import (
     scatter_by,
     solid_dashed,
 )
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.laws import draw_law, mark_target, param_text
 from ladder.report.predictions import (
     ALLOCATORS,
@@ -39,7 +39,7 @@ from ladder.report.predictions import (
 # the compute frontier and compute-optimal N and D
 
 
-def plot_compute_frontier(study: Study):
+def plot_compute_frontier(study: ReportInputs):
     """Loss over compute with its lower envelope and laws; compute-optimal N and D lines."""
     fig, (ax, ax2) = new_figure(2)
     C = study.values("compute")
@@ -55,7 +55,7 @@ def plot_compute_frontier(study: Study):
     return fig
 
 
-def _frontier_panel(fig, ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> None:
+def _frontier_panel(fig, ax, study: ReportInputs, ok: np.ndarray, grid: np.ndarray) -> None:
     """Loss over compute: the rungs, their lower envelope, the frontier law and Chinchilla's
     loss at its own compute-optimal N and D."""
     C, L, N = study.values("compute"), study.values_loss(), study.values("params")
@@ -87,7 +87,7 @@ def _frontier_panel(fig, ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> 
     ax.set_title("Compute frontier (dashed: extrapolated; bands: 95%)", fontsize=10)
 
 
-def _allocation_panel(ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> None:
+def _allocation_panel(ax, study: ReportInputs, ok: np.ndarray, grid: np.ndarray) -> None:
     """N_opt and D_opt against compute from every law that estimates them, over the rungs'
     own N and D. A law without an allocation (e.g. the frontier of a fixed-token ladder, whose
     slopes would describe the design) is named in a note instead."""
@@ -119,7 +119,7 @@ def _allocation_panel(ax, study: Study, ok: np.ndarray, grid: np.ndarray) -> Non
 # IsoFLOP profiles: the curves ladder fit fitted, their minima, and N_opt, D_opt(C)
 
 
-def plot_isoflop(study: Study):
+def plot_isoflop(study: ReportInputs):
     """Loss vs N within each compute budget with the profile ladder.fit fitted to it and its
     minimum; the minima's N_opt and D_opt against compute and their power laws."""
     fig, (ax, ax2) = new_figure(2)
@@ -141,7 +141,7 @@ def plot_isoflop(study: Study):
     return fig
 
 
-def _profiles_panel(fig, ax, study: Study, ok: np.ndarray, minima: list[dict]) -> None:
+def _profiles_panel(fig, ax, study: ReportInputs, ok: np.ndarray, minima: list[dict]) -> None:
     """Loss vs N of the runs in each compute budget, coloured by budget, with the budget's
     fitted profile (or, without stored runs per budget, the Chinchilla law) and its minimum."""
     C, L, N = study.values("compute"), study.values_loss(), study.values("params")
@@ -193,7 +193,7 @@ def _draw_curve(ax, m: dict, colour, gid: str) -> None:
             ax.plot(xs[beyond], ys[beyond], color=colour, lw=1.2, ls="--", gid=gid)
 
 
-def _chinchilla_along_budgets(ax, study: Study, idx, labels, budget_C, colour) -> None:
+def _chinchilla_along_budgets(ax, study: ReportInputs, idx, labels, budget_C, colour) -> None:
     """The fallback for a fits.json without per-budget curves (written before they were
     stored, or with no isoflop fit): the fitted Chinchilla law along each budget's line
     D = C / (c(N) N), in the table's own FLOP count where fits.json records it."""
@@ -236,7 +236,7 @@ def _draw_minima(ax, minima: list[dict], colour) -> None:
         ax.scatter([], [], marker="*", s=120, color="w", edgecolor="r", label=label)
 
 
-def _isoflop_lines(ax, study: Study, entry: dict, minima: list[dict]) -> None:
+def _isoflop_lines(ax, study: ReportInputs, entry: dict, minima: list[dict]) -> None:
     """The minima's N_opt and D_opt against compute, with the fitted power laws and bands
     (the budgets the fit used; dropped ones are on the profiles panel)."""
     minima = [m for m in minima if m.get("used", True)] or minima

@@ -14,7 +14,7 @@ from ladder.artifacts import REPORT_MD, REPORT_PLOTS, write_text
 from ladder.report.allocation import plot_compute_frontier, plot_isoflop
 from ladder.report.curves import plot_learning_curves
 from ladder.report.figure import save_figure
-from ladder.report.inputs import Study
+from ladder.report.inputs import ReportInputs
 from ladder.report.laws import plot_loss_vs
 from ladder.report.markdown import render
 from ladder.report.residuals import plot_residuals
@@ -27,7 +27,7 @@ from ladder.report.scale import (
 )
 
 
-def make_report(study: Study, out_dir: str | os.PathLike) -> list[Path]:
+def make_report(study: ReportInputs, out_dir: str | os.PathLike) -> list[Path]:
     """Draw every plot and write report.md; returns the files written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import os
 import sys
 
 from ladder.artifacts import REPORT_MD
+from ladder.errors import failed
 from ladder.report.build import make_report
 from ladder.report.inputs import load
 from ladder.tracking import Tracking, log_study
@@ -44,8 +45,7 @@ def main(argv: list[str]) -> int:
         tracking = Tracking.from_arg(args.tracking)
         study = load(args.runs, args.fits, args.curves, args.meta, args.config, args.extrapolate_to)
     except (OSError, ValueError, KeyError) as e:
-        print(f"ladder report: error: {e}", file=sys.stderr)
-        return 2
+        return failed("ladder report", e)
     files = make_report(study, args.out)
     print(f"ladder report: wrote {len(files)} files to {args.out}")
     if tracking.tools:

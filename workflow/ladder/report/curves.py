@@ -17,7 +17,7 @@ from ladder.report.figure import (
     new_figure,
     size_colours,
 )
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 
 
 def smooth(y: np.ndarray, frac: float = 0.02) -> np.ndarray:
@@ -29,7 +29,7 @@ def smooth(y: np.ndarray, frac: float = 0.02) -> np.ndarray:
     return np.convolve(pad, np.ones(k) / k, mode="valid")
 
 
-def curve_of(study: Study, rung: str) -> pd.DataFrame | None:
+def curve_of(study: ReportInputs, rung: str) -> pd.DataFrame | None:
     """One rung's learning curve (tokens > 0, finite train loss), with a smoothed column."""
     if study.curves is None:
         return None
@@ -45,7 +45,7 @@ def curve_of(study: Study, rung: str) -> pd.DataFrame | None:
     return c
 
 
-def plot_learning_curves(study: Study):
+def plot_learning_curves(study: ReportInputs):
     """Every rung's smoothed train loss and its validation points, coloured by size."""
     fig, (ax,) = new_figure(width=7.2)
     if study.curves is None:

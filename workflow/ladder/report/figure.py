@@ -15,7 +15,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from ladder.artifacts import atomic_file
-from ladder.report.inputs import Study
+from ladder.report.inputs import ReportInputs
 
 FORMATS = ("png", "svg")
 LOSS_LABEL = "held-out loss (nats/token)"
@@ -54,7 +54,7 @@ def note(ax, text: str) -> None:
     )
 
 
-def clamp_loss_axis(ax, study: Study, losses: np.ndarray, extra=()) -> None:
+def clamp_loss_axis(ax, study: ReportInputs, losses: np.ndarray, extra=()) -> None:
     """Keep the loss axis on the data (and floor, and target marks): a law whose band spans
     decades should not flatten the runs into a line."""
     values = [v for v in [*losses, *extra] if v is not None and np.isfinite(v) and v > 0]
@@ -70,7 +70,7 @@ def legend(ax, **kw) -> None:
         ax.legend(**kw)
 
 
-def entropy_floor(ax, study: Study) -> None:
+def entropy_floor(ax, study: ReportInputs) -> None:
     """The source entropy, where known: no model can go below it."""
     if study.entropy_nats is not None:
         ax.axhline(

@@ -1,4 +1,4 @@
-"""What the report reads, loaded into one `Study`: runs.csv (with a boolean `ok` per rung),
+"""What the report reads, loaded into one `ReportInputs`: runs.csv (with a boolean `ok` per rung),
 fits.json, and the optional curves.csv, tokens/meta.json (source entropy) and resolved study
 config; `parse_target` reads the extrapolation target (CLI or config report.extrapolate_to).
 """
@@ -25,7 +25,7 @@ AXES = {
 
 
 @dataclass
-class Study:
+class ReportInputs:
     """Everything the report reads; `runs` gains a boolean `ok` (not diverged, finite loss)."""
 
     runs: pd.DataFrame
@@ -126,14 +126,14 @@ def load(
     meta_json: str | None = None,
     config_yaml: str | None = None,
     extrapolate_to: str | None = None,
-) -> Study:
+) -> ReportInputs:
     """Read the tables; optional inputs that are absent (or empty) are simply not drawn."""
     runs = pd.read_csv(runs_csv)
     if "rung" not in runs.columns:
         runs.insert(0, "rung", [f"row {i + 1}" for i in range(len(runs))])
     runs["rung"] = runs["rung"].astype(str)
     fits = json.loads(Path(fits_json).read_text())
-    study = Study(runs, fits.get("laws", {}), fits.get("meta", {}))
+    study = ReportInputs(runs, fits.get("laws", {}), fits.get("meta", {}))
     loss_col = study.fit_columns().loss
     if loss_col not in runs.columns:
         raise ValueError(f"{runs_csv} has no loss column '{loss_col}'")

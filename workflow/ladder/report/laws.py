@@ -19,7 +19,7 @@ from ladder.report.figure import (
     scatter_by,
     solid_dashed,
 )
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.predictions import band, target_predictions
 
 
@@ -64,7 +64,7 @@ def mark_target(ax, at: float, row: dict, colour: str) -> None:
     )
 
 
-def plot_loss_vs(study: Study, var: str):
+def plot_loss_vs(study: ReportInputs, var: str):
     """Rungs, the fitted power law (with and without offset) and the study's target."""
     fig, (ax,) = new_figure()
     x, loss = study.values(var), study.values_loss()

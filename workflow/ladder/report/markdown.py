@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ladder.artifacts import REPORT_PLOTS
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.predictions import ALLOCATORS, allocation_band, target_predictions
 from ladder.report.scale import exponents, sensitivity, verdict
 
@@ -42,7 +42,7 @@ RUN_COLUMNS = (
 )
 
 
-def section_config(study: Study) -> str:
+def section_config(study: ReportInputs) -> str:
     if not study.config:
         return "No study config given (`--config`); the report is built from the tables alone."
     lines = []
@@ -62,7 +62,7 @@ def section_config(study: Study) -> str:
     return "\n".join(lines)
 
 
-def section_runs(study: Study) -> str:
+def section_runs(study: ReportInputs) -> str:
     cols = [c for c in RUN_COLUMNS if c in study.runs.columns]
     rows = []
     for _, run in study.runs.iterrows():
@@ -78,7 +78,7 @@ def section_runs(study: Study) -> str:
     return head + _table(["rung", *cols], rows)
 
 
-def section_laws(study: Study) -> str:
+def section_laws(study: ReportInputs) -> str:
     rows, summary = [], []
     for key, entry in study.laws.items():
         if "skipped" in entry:
@@ -106,7 +106,7 @@ def section_laws(study: Study) -> str:
     return out
 
 
-def section_allocation(study: Study) -> str:
+def section_allocation(study: ReportInputs) -> str:
     """N_opt and D_opt at the largest sampled compute (and the target), and the exponents, from
     every law that estimates them; the others are named with the reason. The design's
     identifiability, the FLOP count the allocations are in, and the IsoFLOP method's
@@ -154,7 +154,7 @@ def section_allocation(study: Study) -> str:
     return out
 
 
-def _counting(study: Study) -> str:
+def _counting(study: ReportInputs) -> str:
     """One line on the FLOP count every allocation above is in."""
     compute = study.fit_meta.get("compute") or {}
     c = compute.get("flops_per_param_token")
@@ -197,7 +197,7 @@ def _allocation_row(key: str, entry: dict, C: float) -> list[str]:
     return [key, fmt(C), fmt(n), *lo_hi, fmt(d), fmt(d / n, 3)]
 
 
-def section_extrapolation(study: Study) -> str:
+def section_extrapolation(study: ReportInputs) -> str:
     rows, outside = [], []
     for key, entry in study.laws.items():
         if study.law(key) is None:
@@ -258,7 +258,7 @@ def section_extrapolation(study: Study) -> str:
     return out
 
 
-def section_properties(study: Study, sim: dict, ind: dict[str, dict]) -> str:
+def section_properties(study: ReportInputs, sim: dict, ind: dict[str, dict]) -> str:
     lines = ["**Scale sensitivity** (does loss move with scale, and how fast):", ""]
     lines += _sensitivity_lines(study) or ["- not measured: no law was fitted"]
     lines += ["", "**Self-similarity** (do rescaled learning curves collapse?):", ""]
@@ -268,7 +268,7 @@ def section_properties(study: Study, sim: dict, ind: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _sensitivity_lines(study: Study) -> list[str]:
+def _sensitivity_lines(study: ReportInputs) -> list[str]:
     lines = [
         f"- {r['law']} {r['name']} = {fmt(r['value'])} "
         f"[{fmt(r['lo'])}, {fmt(r['hi'])}] ({verdict(r)})"
@@ -336,7 +336,7 @@ def _independence_line(key: str, res: dict) -> str:
 POOR_FIT_RMS = 0.03  # rms of ln L - ln L_fit above 3%: the law misses the runs
 
 
-def section_warnings(study: Study, sim: dict) -> str:
+def section_warnings(study: ReportInputs, sim: dict) -> str:
     lines = []
     design = study.fit_meta.get("design") or {}
     if design.get("identifiable") is False:
@@ -375,7 +375,7 @@ def section_warnings(study: Study, sim: dict) -> str:
     return "\n".join(lines) if lines else "None."
 
 
-def render(study: Study, sim: dict, ind: dict[str, dict]) -> str:
+def render(study: ReportInputs, sim: dict, ind: dict[str, dict]) -> str:
     """report.md: `sim` and `ind` are collapse() and independence(); the plots are linked in
     REPORT_PLOTS order, each captioned with its subcategory."""
     name = (study.config or {}).get("study", "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ladder import fit
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 
 BAND = (2.5, 97.5)  # percentiles of the bootstrap samples drawn as a 95% band
 # the laws that estimate a compute-optimal allocation: key, plot colour, name in legends
@@ -43,7 +43,7 @@ def optimal_loss(entry: dict, C: np.ndarray, params: dict | None = None) -> np.n
     return fit.predict(entry, params, N=N, D=D)
 
 
-def target_predictions(study: Study) -> list[dict]:
+def target_predictions(study: ReportInputs) -> list[dict]:
     """The predicted loss at the study's target from every law that can make it."""
     if study.target is None:
         return []

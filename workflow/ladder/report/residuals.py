@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from ladder.report.figure import legend, missing, new_figure
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 
 
-def _residual_x(study: Study, entry: dict) -> tuple[np.ndarray | None, str]:
+def _residual_x(study: ReportInputs, entry: dict) -> tuple[np.ndarray | None, str]:
     """Where to place each residual: the law's variable (compute for two-variable laws) at
     the rungs it was fitted on, or the budget's compute for isoflop (one residual per budget)."""
     if entry.get("law") == "isoflop":
@@ -27,7 +27,7 @@ def _residual_x(study: Study, entry: dict) -> tuple[np.ndarray | None, str]:
     return x.to_numpy(dtype=float), AXES[var][1]
 
 
-def plot_residuals(study: Study):
+def plot_residuals(study: ReportInputs):
     """ln L - ln L_fit at every fitted rung, one panel per law (no-offset variants share their
     law's panel)."""
     groups = _panel_laws(study)
@@ -44,7 +44,7 @@ def plot_residuals(study: Study):
     return fig
 
 
-def _panel_laws(study: Study) -> list[str]:
+def _panel_laws(study: ReportInputs) -> list[str]:
     """One panel per fitted law with residuals; a no-offset variant joins its law's panel, or
     has its own when its law has none."""
     groups = [
@@ -60,7 +60,7 @@ def _panel_laws(study: Study) -> list[str]:
     return groups
 
 
-def _residual_panel(ax, study: Study, key: str) -> None:
+def _residual_panel(ax, study: ReportInputs, key: str) -> None:
     """The residuals of a law (blue) and of its no-offset variant (orange), in percent."""
     for k, colour in ((key, "C0"), (f"{key}_no_offset", "C1")):
         entry = study.law(k)

@@ -21,7 +21,7 @@ from matplotlib.colors import LogNorm
 from ladder import fit
 from ladder.report.curves import curve_of
 from ladder.report.figure import legend, loglog, missing, new_figure, size_colours
-from ladder.report.inputs import AXES, Study
+from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.predictions import spread
 
 EXPONENTS = ("alpha", "beta", "alpha_N", "alpha_D")  # loss exponents; a, b are allocation ones
@@ -32,7 +32,7 @@ COLLAPSE_FROM = 0.1  # fraction of a run's compute after which curves are compar
 # sensitivity: does loss move with scale, and how fast
 
 
-def exponents(study: Study) -> list[dict]:
+def exponents(study: ReportInputs) -> list[dict]:
     """Every fitted exponent with its interval: rows of law, name, value, lo, hi."""
     rows = []
     for key, entry in study.laws.items():
@@ -72,7 +72,7 @@ def local_exponent(entry: dict, params: dict | None, s: str, x: np.ndarray) -> n
     return -(np.log(up) - np.log(down)) / (2 * eps)
 
 
-def sensitivity(study: Study) -> list[dict]:
+def sensitivity(study: ReportInputs) -> list[dict]:
     """How fast loss moves: the local slope -d ln L / d ln x of each one-variable law at the
     largest rung, and the loss change per 10x scale from there, both from fit.predict."""
     out = []
@@ -90,7 +90,7 @@ def sensitivity(study: Study) -> list[dict]:
     return out
 
 
-def plot_scale_sensitivity(study: Study):
+def plot_scale_sensitivity(study: ReportInputs):
     """Every exponent with its interval; the local exponent of loss over the sampled range."""
     fig, (ax, ax2) = new_figure(2)
     _exponents_panel(ax, exponents(study))
@@ -123,7 +123,7 @@ def _local_exponent_band(entry: dict, s: str, xs: np.ndarray):
     return spread(entry, lambda p: local_exponent(entry, p, s, xs))
 
 
-def _local_exponent_panel(ax, study: Study) -> None:
+def _local_exponent_panel(ax, study: ReportInputs) -> None:
     """-d ln L / d ln x of each one-variable law over its sampled range, with a 95% band."""
     drawn = False
     for i, (var, (s, _, _)) in enumerate(AXES.items()):
@@ -153,7 +153,7 @@ def _local_exponent_panel(ax, study: Study) -> None:
 # self-similarity: do rescaled learning curves collapse?
 
 
-def irreducible(study: Study) -> tuple[float, str]:
+def irreducible(study: ReportInputs) -> tuple[float, str]:
     """The loss floor E for rescaling: a fitted E (two-variable law first), else the source
     entropy, else 0 (then L - E is the loss itself)."""
     for key in ("chinchilla", "power_compute", "power_params", "power_tokens"):
@@ -165,7 +165,7 @@ def irreducible(study: Study) -> tuple[float, str]:
     return 0.0, "no fitted E; E = 0"
 
 
-def collapse(study: Study) -> dict:
+def collapse(study: ReportInputs) -> dict:
     """Rescale every learning curve to x = C(t)/C_run and y = (L(t) - E)/(L_end - E) and
     measure how far the curves are from one: the collapse deviation is the mean over
     x in [COLLAPSE_FROM, 1] of std/mean across runs, of y (after rescaling) and of L - E
@@ -242,7 +242,7 @@ def _shuffled_baseline(curves: list[dict], lo: float) -> dict:
     return {"deviation_shuffled": float(np.mean(values)), "shuffles": len(values)}
 
 
-def _rescaled(study: Study, run: pd.Series, E: float) -> dict | str:
+def _rescaled(study: ReportInputs, run: pd.Series, E: float) -> dict | str:
     """One finished run's learning curve against x = C(t)/C_run, before (L - E) and after
     rescaling by its final reducible loss; or why it cannot be used."""
     c = curve_of(study, run["rung"])
@@ -264,7 +264,7 @@ def _rescaled(study: Study, run: pd.Series, E: float) -> dict | str:
     }
 
 
-def plot_self_similarity(study: Study, result: dict):
+def plot_self_similarity(study: ReportInputs, result: dict):
     """Learning curves before (L - E over compute) and after rescaling (collapse())."""
     fig, (ax, ax2) = new_figure(2)
     if "deviation" not in result:
@@ -307,7 +307,7 @@ REFIT = (
 MAX_SUBSETS = 12
 
 
-def independence(study: Study) -> dict[str, dict]:
+def independence(study: ReportInputs) -> dict[str, dict]:
     """Refit each law's exponent on sliding windows of consecutive compute levels and with one
     level left out; a scale-independent law gives the same exponent everywhere. A level is a
     compute budget (fit.budgets: runs within a factor 1 + budget_tol), i.e. a rung size in a
@@ -423,7 +423,7 @@ def _refit(
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def plot_scale_independence(study: Study, result: dict[str, dict]):
+def plot_scale_independence(study: ReportInputs, result: dict[str, dict]):
     """Each exponent refitted on windows of compute levels and with one level left out."""
     fig, axes = new_figure(len(REFIT), width=4.4, height=4.2)
     for ax, (key, name) in zip(axes, REFIT, strict=True):
