@@ -542,7 +542,39 @@ def data_files(data: DataConfig) -> list[str]:
 
 def check_semantics(study: Study) -> None:
     """Checks a JSON schema cannot express; each names the key and what is allowed."""
-    data, tok, model, lad = study.data, study.tokenizer, study.model, study.ladder
+    _check_sources(study)
+    model, lad = study.model, study.ladder
+    if lad.design == "isoflop":
+        if not lad.budgets_flops:
+            raise ConfigError("ladder.budgets_flops: design 'isoflop' needs compute budgets")
+    else:
+        if not lad.widths and not lad.shapes and not lad.params:
+            raise ConfigError(
+                "ladder: give ladder.widths, ladder.shapes or ladder.params (at least one rung)"
+            )
+        if lad.tokens is None and lad.tokens_per_param is None:
+            raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
+        if lad.budgets_flops:
+            raise ConfigError("ladder.budgets_flops: only used by design 'isoflop'")
+    window = model.seq_len + (model.family != "bert")  # causal windows predict the next token
+    if study.eval.max_tokens < window:
+        raise ConfigError(
+            f"eval.max_tokens: {study.eval.max_tokens} is less than one evaluation window; "
+            f"it must be >= {window} (model.seq_len {model.seq_len}"
+            + (" + 1 for the next-token target)" if window > model.seq_len else ")")
+        )
+    tr = study.train
+    if tr.batch_tokens % model.seq_len:
+        raise ConfigError(
+            f"train.batch_tokens: {tr.batch_tokens} must be a multiple of "
+            f"model.seq_len ({model.seq_len})"
+        )
+
+
+def _check_sources(study: Study) -> None:
+    """The data, tokenizer and model-family part of check_semantics: sources that exist, a
+    vocabulary that fits the tokenizer kind, options the family supports."""
+    data, tok, model = study.data, study.tokenizer, study.model
     if data.source == "files":
         if not data.paths:
             raise ConfigError("data.paths: source 'files' needs at least one glob pattern")
@@ -582,28 +614,3 @@ def check_semantics(study: Study) -> None:
                 f"{data.synthetic.n_symbols} symbols; it must be >= {need} "
                 "(symbols + <|endoftext|> + <|mask|>)"
             )
-    if lad.design == "isoflop":
-        if not lad.budgets_flops:
-            raise ConfigError("ladder.budgets_flops: design 'isoflop' needs compute budgets")
-    else:
-        if not lad.widths and not lad.shapes and not lad.params:
-            raise ConfigError(
-                "ladder: give ladder.widths, ladder.shapes or ladder.params (at least one rung)"
-            )
-        if lad.tokens is None and lad.tokens_per_param is None:
-            raise ConfigError("ladder: give ladder.tokens or ladder.tokens_per_param")
-        if lad.budgets_flops:
-            raise ConfigError("ladder.budgets_flops: only used by design 'isoflop'")
-    window = model.seq_len + (model.family != "bert")  # causal windows predict the next token
-    if study.eval.max_tokens < window:
-        raise ConfigError(
-            f"eval.max_tokens: {study.eval.max_tokens} is less than one evaluation window; "
-            f"it must be >= {window} (model.seq_len {model.seq_len}"
-            + (" + 1 for the next-token target)" if window > model.seq_len else ")")
-        )
-    tr = study.train
-    if tr.batch_tokens % model.seq_len:
-        raise ConfigError(
-            f"train.batch_tokens: {tr.batch_tokens} must be a multiple of "
-            f"model.seq_len ({model.seq_len})"
-        )

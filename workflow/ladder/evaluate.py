@@ -93,7 +93,7 @@ def train_diverged(path: str | None) -> dict[str, Any] | None:
     return summary if summary.get("diverged") else None
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ladder evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
     ap.add_argument("--model-dir", required=True, help="save_pretrained directory")
@@ -109,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="CPU threads granted to the job (default: $OMP_NUM_THREADS); caps the rung's",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     t0 = time.time()
     try:
         import transformers as tf

@@ -277,6 +277,19 @@ def corpus_hash(stats: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
+def _row_group_tasks(corpus_dir: str | os.PathLike) -> tuple[list, list]:
+    """([(split, shard index)], [(its position in that list, parquet path, row group)]):
+    one encoding task per row group, val first; a shard's row groups are consecutive, so
+    its token file is written in order."""
+    shards, tasks = [], []
+    for split in ("val", "train"):
+        for i, shard in enumerate(corpus_shards(corpus_dir, split)):
+            shards.append((split, i))
+            n_groups = open_parquet(shard["path"]).num_row_groups
+            tasks += [(len(shards) - 1, str(shard["path"]), rg) for rg in range(n_groups)]
+    return shards, tasks
+
+
 def encode_corpus(
     tok,
     corpus_dir: str | os.PathLike,
@@ -291,13 +304,7 @@ def encode_corpus(
     backend = getattr(tok, "backend_tokenizer", None)
     init = (backend.to_str() if backend is not None else None, tok.name_or_path,
             np.dtype(dtype).name, tok.eos_token_id)  # fmt: skip
-    # one task per row group, val first; a shard's row groups are consecutive
-    shards, tasks = [], []
-    for split in ("val", "train"):
-        for i, shard in enumerate(corpus_shards(corpus_dir, split)):
-            shards.append((split, i))
-            n_groups = open_parquet(shard["path"]).num_row_groups
-            tasks += [(len(shards) - 1, str(shard["path"]), rg) for rg in range(n_groups)]
+    shards, tasks = _row_group_tasks(corpus_dir)
     total = sum(stats[s]["n_bytes"] for s in SPLITS)
     if backend is None or total < POOL_MIN_BYTES:
         workers = 1
@@ -334,8 +341,7 @@ def encode_corpus(
     return {
         "dtype": np.dtype(dtype).name,
         "corpus_sha256": corpus_hash(stats),
-        # a synthetic source knows its entropy rate: the floor for E
-        **{k: stats[k] for k in ("entropy_nats_per_token",) if k in stats},
+        **{k: stats[k] for k in ("entropy_nats_per_token",) if k in stats},  # synthetic: E's floor
         "encode": {
             "workers": workers,
             "wall_s": round(wall_s, 3),

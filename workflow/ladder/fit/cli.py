@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
             default=default,
             help=f"{symbol} column (default {default}{extra})",
         )
+    _estimator_options(ap)
+    return ap
+
+
+def _estimator_options(ap: argparse.ArgumentParser) -> None:
+    """How the laws are fitted and their intervals drawn, and where fits.json goes."""
     ap.add_argument(
         "--bootstrap",
         type=int,
@@ -113,7 +119,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="fits.json to write (default: JSON on stdout)",
     )
-    return ap
 
 
 def main(argv: list[str]) -> int:

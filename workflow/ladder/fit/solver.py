@@ -47,6 +47,27 @@ def _newton_system(model, th, r, J, ww, lo, hi, loss: str, exact: bool):
     return g, H, bad
 
 
+def _evaluate(model, th: np.ndarray, y: np.ndarray, ww: np.ndarray, loss: str):
+    """(predictions, Jacobian, objective per row; inf where not finite) at `th`: together,
+    so that a trial step that is accepted needs no recomputation."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        f, J = model(th, jac=True)
+        F = (ww * rho(f - y, loss)).sum(1)
+    return f, J, np.where(np.isfinite(F), F, np.inf)
+
+
+def _damped_step(g: np.ndarray, H: np.ndarray, lam: np.ndarray):
+    """(Newton decrement with the undamped |H|, the step solving (|H| + lam·scale) s = -g)
+    per row, through the eigendecomposition of H (|eigenvalues|: saddle-free Newton)."""
+    ev, V = np.linalg.eigh(H)
+    aev = np.abs(ev)
+    scale = np.maximum(aev.max(1, keepdims=True), 1e-300)
+    gv = np.einsum("kpq,kp->kq", V, g)
+    decrement = (gv * gv / np.maximum(aev, 1e-12 * scale)).sum(1)
+    step = -np.einsum("kpq,kq->kp", V, gv / (aev + lam[:, None] * scale + 1e-15 * scale))
+    return decrement, step
+
+
 def minimise(
     model,
     theta: np.ndarray,
@@ -77,15 +98,7 @@ def minimise(
     lower = np.broadcast_to(-np.inf if lower is None else lower, (K, p))
     upper = np.broadcast_to(np.inf if upper is None else upper, (K, p))
     theta = np.clip(theta, lower, upper)
-
-    def evaluate(th: np.ndarray, ww: np.ndarray):
-        # predictions and Jacobian together: a trial that is accepted needs no recomputation
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            f, J = model(th, jac=True)
-            F = (ww * rho(f - y, loss)).sum(1)
-        return f, J, np.where(np.isfinite(F), F, np.inf)
-
-    f_all, J_all, F = evaluate(theta, w)
+    f_all, J_all, F = _evaluate(model, theta, y, w, loss)
     lam = np.full(K, 1e-3)
     active = np.isfinite(F)
     for _ in range(max_iter):
@@ -96,16 +109,11 @@ def minimise(
         pick = slice(None) if every else idx
         th, ww, lo, hi = theta[pick], w[pick], lower[pick], upper[pick]
         g, H, bad = _newton_system(model, th, f_all[pick] - y, J_all[pick], ww, lo, hi, loss, exact)
-        ev, V = np.linalg.eigh(H)
-        aev = np.abs(ev)
-        scale = np.maximum(aev.max(1, keepdims=True), 1e-300)
-        gv = np.einsum("kpq,kp->kq", V, g)
-        # Newton decrement with the undamped |H|: below rtol * F the row has converged
-        decrement = (gv * gv / np.maximum(aev, 1e-12 * scale)).sum(1)
+        decrement, step = _damped_step(g, H, lam[idx])
+        # below rtol * F the row has converged
         done = (decrement <= rtol * F[idx] + 1e-300) | bad
-        step = -np.einsum("kpq,kq->kp", V, gv / (aev + lam[idx, None] * scale + 1e-15 * scale))
         trial = np.clip(th + step, lo, hi)
-        f_new, J_new, F_new = evaluate(trial, ww)
+        f_new, J_new, F_new = _evaluate(model, trial, y, ww, loss)
         ok = (F_new < F[idx]) & ~done
         theta[idx[ok]], F[idx[ok]] = trial[ok], F_new[ok]
         f_all[idx[ok]], J_all[idx[ok]] = f_new[ok], J_new[ok]
