@@ -237,13 +237,11 @@ def finish(
         if seg.state_out:
             save_diverged_state(run, progress, diverged, seg.state_out)
         else:
-            write_diverged(run, progress, clock, diverged, seg.init_state)
+            tracker.summary(write_diverged(run, progress, clock, diverged, seg.init_state))
     elif seg.state_out:
         save_state(run, progress, clock, seg.state_out)
     else:
-        write_outputs(run, progress, clock)
-    if not seg.state_out:
-        tracker.summary(json.loads((run.out / TRAIN_JSON).read_text()))
+        tracker.summary(write_outputs(run, progress, clock))
     return 0
 
 
@@ -940,9 +938,9 @@ def train_summary(
     }
 
 
-def write_outputs(run: Run, progress: Progress, clock: Clock) -> None:
+def write_outputs(run: Run, progress: Progress, clock: Clock) -> dict[str, Any]:
     """model/, train_log.csv, then train.json last; then the checkpoint goes (the model is
-    the artifact now)."""
+    the artifact now). Returns train.json's contents."""
     r = run.r
     if progress.start == r.steps and not progress.rows:
         raise RuntimeError("checkpoint holds no log rows")
@@ -957,6 +955,7 @@ def write_outputs(run: Run, progress: Progress, clock: Clock) -> None:
         f"val {summary['val_loss_nats']:.4f}, {fmt_time(summary['wall_s'])}",
         flush=True,
     )
+    return summary
 
 
 # ----------------------------------------------------------------------------- divergence
@@ -978,12 +977,12 @@ class Divergence(RuntimeError):
 
 def write_diverged(
     run: Run, progress: Progress, clock: Clock, err: Divergence, init_state: str | None
-) -> None:
+) -> dict[str, Any]:
     """A diverged rung's outputs, so that the study goes on without it: model/ with the
     last finite weights (`last_finite_weights`), train_log.csv up to the last finite step,
     and train.json with `diverged: true`, the step, the loss and the last finite loss.
     The job then exits 0: the divergence is a result, and rerunning it (a retry) would
-    diverge again at the same step."""
+    diverge again at the same step. Returns train.json's contents."""
     r, last = run.r, progress.rows[-1] if progress.rows else None
     weights, model_step = last_finite_weights(run, err.step, init_state)
     run.model.load_state_dict(weights)
@@ -1009,6 +1008,7 @@ def write_diverged(
         f"recorded in {TRAIN_JSON} as diverged, with the weights of step {model_step}",
         flush=True,
     )
+    return summary
 
 
 def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[dict, int]:
