@@ -255,3 +255,36 @@ def test_sweep_picks_the_lowest_loss_and_the_rung_uses_it(tmp_path):
         assert spec["lr"] == summary["best"]["lr"] == float(rung["lr"])
         log = list(csv.DictReader((res / f"runs/{rung['rung']}/train_log.csv").open()))
         assert max(float(row["lr"]) for row in log) == pytest.approx(spec["lr"])
+
+
+@pytest.mark.slow
+def test_a_wsd_sweep_tunes_the_stable_run_and_its_branches(tmp_path):
+    """The stable segments and the branches continuing them train at the size's tuned lr
+    (a branch whose stable state was made at another lr could not start)."""
+    import csv
+    import json
+
+    raw = yaml.safe_load(SWEEP)
+    raw["ladder"] |= {"design": "wsd", "widths": [16], "tokens": [8192, 16384]}
+    cfg = tmp_path / "wsd_sweep.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    proc = snakemake(tmp_path, "--until", "aggregate", configfile=cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = tmp_path / "results/sweep"
+    best = json.loads((res / "sweeps/L1-d16.json").read_text())["best"]["lr"]
+    assert json.loads((res / "runs/L1-d16-stable/rung.json").read_text())["lr"] == best
+    for rung in ("L1-d16-T8.19K", "L1-d16-T16.4K"):
+        assert json.loads((res / f"runs/{rung}/rung.json").read_text())["lr"] == best
+        log = list(csv.DictReader((res / f"runs/{rung}/train_log.csv").open()))
+        assert max(float(row["lr"]) for row in log) == pytest.approx(best)
+
+
+def test_a_wsd_sweep_of_batch_sizes_is_refused(base_config):
+    from ladder.errors import ConfigError
+    from ladder.plan import sweep_plan
+
+    raw = merged(base_config, ladder={"design": "wsd", "tokens": [4096, 8192]})
+    raw["ladder"]["sweep"] = {"batch_tokens": [512, 1024]}
+    study = load_config(raw)
+    with pytest.raises(ConfigError, match="ladder.sweep.batch_tokens.*design wsd"):
+        sweep_plan(study, plan(study))

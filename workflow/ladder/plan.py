@@ -293,6 +293,12 @@ def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
     if not sw.lr and not sw.batch_tokens:
         return {}
     seq = study.model.seq_len
+    if sw.batch_tokens and study.ladder.design == "wsd":
+        # the stable run's segments end at steps planned from train.batch_tokens
+        raise ConfigError(
+            "ladder.sweep.batch_tokens: design wsd plans each branch's cooldown step from "
+            "train.batch_tokens, so its sweeps tune lr only; leave batch_tokens empty"
+        )
     for i, b in enumerate(sw.batch_tokens):
         if b % seq:
             raise ConfigError(

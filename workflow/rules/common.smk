@@ -28,9 +28,11 @@ try:
     WSD = wsd_plan(
         STUDY, _planned
     )  # size -> its stable run and each branch's stop step
-    # every trainable run: the ladder's rungs and the sweeps' tuning runs
+    # every trainable run: the ladder's rungs, the sweeps' tuning runs and the WSD stable
+    # runs (whose spec, like a rung's, takes the size's tuned lr)
     RUNGS = {r.id: r for r in _planned}
     RUNGS |= {s.id: s for runs in SWEEPS.values() for s in runs}
+    RUNGS |= {w["stable"].id: w["stable"] for w in WSD.values()}
 except ConfigError as e:
     sys.exit(f"Ladder config error: {e}")
 for _warning in memory_warnings(_planned):
@@ -88,9 +90,10 @@ def all_runs(name):
 
 
 def sweep_of(wildcards):
-    """The size's sweep summary, for a ladder rung whose size is tuned."""
+    """The size's sweep summary, for a ladder rung (or WSD stable run) whose size is tuned."""
     size = size_of(RUNGS[wildcards.rung])
-    if wildcards.rung in LADDER and size in SWEEPS:
+    stable = size in WSD and WSD[size]["stable"].id == wildcards.rung
+    if (wildcards.rung in LADDER or stable) and size in SWEEPS:
         return [f"{RESULTS}/sweeps/{size}.json"]
     return []
 

@@ -1,11 +1,13 @@
 # Design wsd (Hägele et al. 2024): per size, one warmup-stable run cut into segments that
 # end where a branch's cooldown starts; each branch (a rung of the ladder) continues the
-# stable state and decays. A segment's state is temporary: gone once its branch and the
-# next segment have used it.
+# stable state and decays. The stable run's spec is a rung.json like a rung's, so that a
+# tuned lr (ladder.sweep) reaches the stable segments as it reaches their branches. A
+# segment's state is temporary: gone once its branch and the next segment have used it.
 
 
 rule wsd_segment:
     input:
+        spec=f"{RESULTS}/runs/{{wsd_size}}-stable/rung.json",
         tokens=f"{TOKENS}/meta.json",
         previous=wsd_previous,
     output:
@@ -18,7 +20,6 @@ rule wsd_segment:
     resources:
         **{name: for_branch(f) for name, f in TRAIN_RESOURCES.items()},
     params:
-        rung=lambda w: WSD[w.wsd_size]["stable"].to_json(),
         stop=lambda w: WSD[w.wsd_size]["stops"][w.branch],
         tokens=lambda w, input: os.path.dirname(input.tokens),
         run_dir=lambda w, output: os.path.dirname(output[0]),
@@ -26,7 +27,7 @@ rule wsd_segment:
         eval_tokens=STUDY.eval.max_tokens,
     shell:
         "ladder launch --gpu-percent {resources.gpu_percent} --"
-        " ladder train --rung-json {params.rung:q} --tokens-dir {params.tokens}"
+        " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
         " --eval-tokens {params.eval_tokens}"
         " --out-dir {params.run_dir} {params.init} --stop-step {params.stop}"
         " --state-out {output} > {log} 2>&1"
