@@ -405,3 +405,34 @@ def test_snakemake_rule_declares_every_plot_with_a_caption(full):
     assert {p.name for p in full["out"].iterdir()} == expected | {"report.md"}
     for stem in [*REPORT_PLOTS, "report_md", "workflow"]:
         assert (ROOT / f"workflow/report/{stem}.rst").read_text().strip(), stem
+
+
+def _brief(text: str) -> str:
+    return text.split("## In brief", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_report_opens_with_the_law_and_allocation_and_their_intervals(full, tiny):
+    text = (full["out"] / "report.md").read_text()
+    assert text.index("## In brief") < text.index("## Configuration in brief")
+    brief, laws = _brief(text), json.loads(full["fits"].read_text())["laws"]
+    chin, iso = laws["chinchilla"], laws["isoflop"]
+    for symbol, name in (("α", "alpha"), ("β", "beta"), ("E", "E")):
+        m = re.search(rf"{symbol} = ([\d.e+-]+) \[([\d.e+-]+), ([\d.e+-]+)\]", brief)
+        assert m, symbol
+        lo, hi = chin["ci95"][name]
+        assert close(m[1], chin["params"][name], 3) and close(m[2], lo, 3) and close(m[3], hi, 3)
+    m = re.search(r"N_opt ∝ C\^a with a = ([\d.]+) \[([\d.]+), ([\d.]+)\]", brief)
+    assert m and close(m[1], chin["optimal_allocation"]["a"], 3)
+    assert close(m[2], chin["ci95"]["a"][0], 3) and close(m[3], chin["ci95"]["a"][1], 3)
+    m = re.search(r"IsoFLOP profiles\*\* \(approach 2, (\d+) budgets\) give a = ([\d.]+)", brief)
+    assert m and int(m[1]) == len(iso["rows"]) and close(m[2], iso["params"]["a"], 3)
+    held = [h for h in chin["extrapolation"]["held_out"] if h.get("inside") is not None]
+    outside = sum(not h["inside"] for h in held)
+    assert (f"{outside} of them OUTSIDE" in brief) == (outside > 0)
+    loose = brief.split("Not pinned down by this design", 1)[-1] if "Not pinned" in brief else ""
+    for name in ("alpha", "beta", "a", "b"):
+        lo, hi = chin["ci95"][name]
+        assert (f"{name} (95% interval" in loose) == (hi - lo > 0.5), name
+    # one token budget: no L(N, D); the opening says so instead of a law
+    brief = _brief((tiny["out"] / "report.md").read_text())
+    assert "No L(N, D) law was fitted (chinchilla skipped:" in brief

@@ -42,6 +42,97 @@ RUN_COLUMNS = (
 )
 
 
+WIDE_CI = 0.5  # an exponent whose 95% interval is wider than this is not pinned down
+
+
+def _ci(entry: dict, name: str) -> list | None:
+    ci = (entry.get("ci95") or {}).get(name)
+    return ci if ci and None not in ci else None
+
+
+def _with_ci(entry: dict, name: str, value: float, digits: int = 3) -> str:
+    ci = _ci(entry, name)
+    return fmt(value, digits) + (f" [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]" if ci else "")
+
+
+def _loosely_fitted(entry: dict, names: tuple[str, ...]) -> list[str]:
+    out = []
+    for name in names:
+        ci = _ci(entry, name)
+        if ci is not None and ci[1] - ci[0] > WIDE_CI:
+            out.append(f"{name} (95% interval {fmt(ci[0], 3)} to {fmt(ci[1], 3)})")
+    return out
+
+
+def section_summary(study: ReportInputs) -> str:
+    """The study's answer first: the fitted law and the compute-optimal allocation with their
+    95% intervals, IsoFLOP's exponent beside Chinchilla's, the held-out check, and which
+    exponent the design leaves loose (interval wider than WIDE_CI)."""
+    law = study.law("chinchilla")
+    if law is None:
+        return (
+            f"No L(N, D) law was fitted ({study.why_missing('chinchilla')}): this design does "
+            "not identify how loss depends on model size and data separately."
+        )
+    p, n = law["params"], study.fit_meta.get("columns", {}).get("params", "N")
+    lines = [
+        f"- **Loss law** (Chinchilla approach 3, {fmt(law.get('n_points'))} runs, N = "
+        f"`{n}`): L(N, D) = E + A/N^α + B/D^β with α = {_with_ci(law, 'alpha', p['alpha'])}, "
+        f"β = {_with_ci(law, 'beta', p['beta'])} and E = {_with_ci(law, 'E', p['E'])} nats "
+        "(95% intervals)."
+    ]
+    loose = _loosely_fitted(law, ("alpha", "beta"))
+    if (alloc_entry := study.allocation("chinchilla")) is not None:
+        alloc = alloc_entry["optimal_allocation"]
+        a, b = alloc["a"], alloc["b"]
+        lines.append(
+            f"- **Compute-optimal allocation**: N_opt ∝ C^a with a = "
+            f"{_with_ci(alloc_entry, 'a', a)} and D_opt ∝ C^b with b = "
+            f"{_with_ci(alloc_entry, 'b', b)}: each 10× more compute should go "
+            f"{fmt(10**a, 2)}× to model size and {fmt(10**b, 2)}× to tokens."
+        )
+        if (top := alloc.get("at_C_max")) is not None:
+            lines.append(
+                f"- At the study's largest compute (C = {fmt(top['C'], 3)} FLOPs) the optimum "
+                f"is N = {fmt(top['N_opt'], 3)}, D = {fmt(top['D_opt'], 3)} tokens: "
+                f"{_with_ci(alloc_entry, 'tokens_per_param', top['tokens_per_param'])} "
+                "tokens per parameter."
+            )
+        loose += _loosely_fitted(alloc_entry, ("a", "b"))
+    iso = study.allocation("isoflop")
+    if iso is not None:
+        lines.append(
+            f"- **IsoFLOP profiles** (approach 2, {len(iso.get('rows', []))} budgets) give "
+            f"a = {_with_ci(iso, 'a', iso['optimal_allocation']['a'])}, beside approach 3's."
+        )
+    else:
+        lines.append(f"- IsoFLOP profiles (approach 2): {study.why_no_allocation('isoflop')}.")
+    lines.append(_held_out_line(law))
+    if loose:
+        lines.append(
+            "- **Not pinned down by this design**: " + "; ".join(loose) + ". Add sizes or token "
+            "budgets that spread the runs along the loose variable before relying on it."
+        )
+    return "\n".join(lines)
+
+
+def _held_out_line(law: dict) -> str:
+    ex = law.get("extrapolation") or {}
+    if "skipped" in ex or not ex.get("held_out"):
+        return f"- Extrapolation check: {ex.get('skipped', 'not run')}."
+    held = [h for h in ex["held_out"] if h.get("inside") is not None]
+    inside = sum(bool(h["inside"]) for h in held)
+    verdict = (
+        "inside its 95% prediction interval"
+        if inside == len(held)
+        else f"{len(held) - inside} of them OUTSIDE their 95% prediction interval"
+    )
+    return (
+        f"- **Extrapolation check**: refitted on {fmt(ex.get('n_fit'))} runs without the "
+        f"largest compute, the law predicts the {len(held)} held-out rung(s) {verdict}."
+    )
+
+
 def section_config(study: ReportInputs) -> str:
     if not study.config:
         return "No study config given (`--config`); the report is built from the tables alone."
@@ -385,6 +476,8 @@ def render(study: ReportInputs, sim: dict, ind: dict[str, dict]) -> str:
         "ladder.fit); intervals are 95%: bootstrap percentile intervals (tails expanded for "
         "small samples) for the loss laws, percentiles over loss-noise draws for IsoFLOP "
         "(docs/fitting.md).",
+        "## In brief",
+        section_summary(study),
         "## Configuration in brief",
         section_config(study),
         "## Rungs",
