@@ -180,7 +180,9 @@ def plan(study: Study) -> list[Rung]:
     rungs: list[Rung] = []
     seen: dict[str, str] = {}
     check_budget_ids(lad.budgets_flops)
-    for key, shape, budget, budget_flops in _sizes_and_budgets(study):
+    sizes = _sizes_and_budgets(study)
+    base_width = mup_base_width(study, [(key, shape) for key, shape, _, _ in sizes])
+    for key, shape, budget, budget_flops in sizes:
         name = f"L{shape.n_layer}-d{shape.d_model}"
         if budget_flops:
             rid = f"{budget_id(budget_flops)}-{name}"
@@ -207,6 +209,8 @@ def plan(study: Study) -> list[Rung]:
             micro_batch=largest_divisor_at_most(seqs, hp["micro_batch"]),
             design=lad.design,
             budget_flops=float(budget_flops),
+            parametrization=model.parametrization,
+            mup_base_width=base_width,
         )
         rungs.append(Rung(**rung))
         check_memory(rungs[-1], key)
@@ -227,6 +231,23 @@ def plan(study: Study) -> list[Rung]:
         rungs,
         key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
     )
+
+
+def mup_base_width(study: Study, shapes: list[tuple[str, ModelShape]]) -> int | None:
+    """μP's base width: model.mup_base_width, or the narrowest rung's d_model; None under
+    SP. A base wider than a rung is an error: μP carries the base's hyperparameters up to
+    wider models (m >= 1); a narrower one is a new base, to be tuned itself."""
+    model = study.model
+    if model.parametrization != "mup":
+        return None
+    base = model.mup_base_width or min(s.d_model for _, s in shapes)
+    for key, s in shapes:
+        if s.d_model < base:
+            raise ConfigError(
+                f"model.mup_base_width: {base} is wider than {key} (d_model {s.d_model}); "
+                f"μP scales up from its base, so it must be <= the narrowest rung's width"
+            )
+    return base
 
 
 def budget_id(flops: float) -> str:
