@@ -164,3 +164,76 @@ def test_mup_resume_after_kill_is_exact(shards, tmp_path):
     lrs = {float(row["lr"]) for row in read_log(tmp_path / "run")}
     assert max(lrs) == pytest.approx(r.lr)  # the log keeps the base lr; hidden get lr/m
     assert np.isfinite(info["loss_nats"])
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def test_mup_sweeps_at_the_base_width_only(base_config, capsys, tmp_path):
+    from ladder.plan import main, sweep_plan, sweep_sources
+
+    cfg = study(base_config, parametrization="mup")
+    cfg["ladder"] |= {"widths": [16, 32, 64], "sweep": {"lr": [0.5, 1.0, 2.0]}}
+    s = load_config(cfg)
+    rungs = plan(s)
+    sweeps = sweep_plan(s, rungs)
+    assert list(sweeps) == ["L1-d16"] and len(sweeps["L1-d16"]) == 3
+    assert all(r.base_width == 16 for r in sweeps["L1-d16"])  # μP sweep runs
+    assert sweep_sources(s, rungs) == {size: "L1-d16" for size in ("L1-d16", "L2-d32", "L4-d64")}
+    assert len(sweep_plan(s, rungs, per_size=True)) == 3
+    sp = load_config(cfg | {"model": base_config["model"]})  # SP: one sweep per size
+    assert sweep_sources(sp, plan(sp)) == {s: s for s in ("L1-d16", "L2-d32", "L4-d64")}
+
+    path = tmp_path / "plan.csv"
+    assert main(["--config-json", json.dumps(cfg), "--out", str(path)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("μP sweep")]
+    assert len(line) == 1 and "3 runs at the base width (L1-d16)" in line[0]
+    assert "one sweep per size would be 9 runs" in line[0] and "saves" in line[0]
+
+
+def test_mup_sweep_needs_a_rung_at_the_base_width(base_config):
+    from ladder.plan import sweep_plan
+
+    cfg = study(base_config, parametrization="mup", mup_base_width=8)
+    cfg["ladder"]["sweep"] = {"lr": [0.5, 1.0]}
+    s = load_config(cfg)
+    with pytest.raises(ConfigError, match=r"no rung has d_model 8 \(model.mup_base_width\)"):
+        sweep_plan(s, plan(s))
+
+
+MUP_SWEEP = """
+study: mupsweep
+seed: 5
+data: {source: stdlib, max_bytes: 200000, val_fraction: 0.1}
+tokenizer: {vocab_size: 300}
+model: {seq_len: 32, head_dim: 8, aspect_ratio: 16, parametrization: mup}
+ladder:
+  widths: [16, 32]
+  tokens: 8192
+  sweep: {lr: [0.25, 1.0], tokens_frac: 0.5}
+train: {lr: 0.01, batch_tokens: 1024, eval_points: 2}
+eval: {max_tokens: 4096}
+fit: {bootstrap: 0}
+"""
+
+
+@pytest.mark.slow
+def test_mup_sweep_tunes_every_size_from_the_base(tmp_path):
+    """The DAG: one sweep (at d16, the base), whose lr both rungs train at; runs.csv and
+    the report say μP."""
+    import csv
+
+    from tests.conftest import snakemake
+
+    cfg = tmp_path / "mup.yaml"
+    cfg.write_text(MUP_SWEEP)
+    proc = snakemake(tmp_path, "--until", "aggregate", configfile=cfg)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = tmp_path / "results/mupsweep"
+    assert sorted(p.name for p in (res / "sweeps").iterdir()) == ["L1-d16.json"]
+    best = json.loads((res / "sweeps/L1-d16.json").read_text())["best"]["lr"]
+    runs = list(csv.DictReader((res / "runs.csv").open()))
+    assert len(runs) == 2 and {r["parametrization"] for r in runs} == {"mup"}
+    for r in runs:
+        spec = json.loads((res / f"runs/{r['rung']}/rung.json").read_text())
+        assert spec["lr"] == best and spec["mup_base_width"] == 16
