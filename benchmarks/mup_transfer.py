@@ -120,7 +120,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--base", type=int, default=32, help="base width (d_model)")
     ap.add_argument("--mults", default="1,4,8", help="widths as multiples of the base")
     ap.add_argument("--lr-max", type=float, default=2**-3, help="the grid's largest lr")
-    ap.add_argument("--lrs", type=int, default=7, help="grid points, each half the last")
+    ap.add_argument("--lrs", type=int, default=10, help="grid points, each half the last")
     ap.add_argument("--n-layer", type=int, default=2)
     ap.add_argument("--head-dim", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=64)

@@ -17,7 +17,7 @@ initialisation). Layer types: `embedding` (the token embedding's output), `atten
 narrowest rung (μP is about width), the study's family, head_dim, seq_len, vocabulary and
 lr, and train with AdamW as `ladder train` does (its parameter groups, no clipping, no
 schedule: the check is about the update size). Data: the study's token shards if given,
-else a fixed noisy walk over the vocabulary (enough for gradients with structure).
+else a fixed noisy walk over 32 token ids (`walk_tokens`).
 """
 
 from __future__ import annotations
@@ -59,12 +59,19 @@ def coord_study(study: Study, widths: list[int], n_layer: int, parametrization: 
     return cfg
 
 
+WALK_IDS = 32  # distinct ids of the default data
+
+
 def walk_tokens(vocab: int, n: int, seed: int = 0) -> np.ndarray:
-    """A noisy walk (tests/conftest.make_shards' pattern): id = 7i + i//5 mod V, 20% noise."""
+    """A noisy walk over the first min(vocab, WALK_IDS) ids (tests/conftest.make_shards'
+    pattern: id = 7i + i//5, 20% noise). Few distinct ids, so that each appears many times
+    in a batch: the gradients then have the structure real text gives them, which a
+    handful of steps at small widths needs to show μP's coherent updates."""
+    k = min(vocab, WALK_IDS)
     rng = np.random.default_rng(seed)
     i = np.arange(n)
-    base = (i * 7 + i // 5) % vocab
-    return np.where(rng.random(n) < 0.2, rng.integers(0, vocab, n), base).astype(np.int64)
+    base = (i * 7 + i // 5) % k
+    return np.where(rng.random(n) < 0.2, rng.integers(0, k, n), base).astype(np.int64)
 
 
 def record_hooks(model, family: str, sums: dict[str, list[float]]) -> list:
