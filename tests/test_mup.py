@@ -275,3 +275,19 @@ def test_coordinate_check_is_flat_under_mup_and_grows_under_sp(tmp_path):
     for layer in ("attention", "mlp", "logits"):
         assert all(s >= 0.5 for s in slopes["sp"][layer].values()), (layer, slopes["sp"][layer])
     assert slopes["mup"]["logits"]["1"] < -0.4  # μP's 1/m: logits vanish at init
+
+
+def test_report_names_the_parametrization():
+    import pandas as pd
+
+    from ladder.report.inputs import ReportInputs
+    from ladder.report.markdown import parametrization_line
+
+    runs = pd.DataFrame({"rung": ["a", "b"], "parametrization": ["mup", "mup"],
+                         "mup_base_width": [32, 32]})  # fmt: skip
+    assert parametrization_line(ReportInputs(runs=runs, laws={})) == (
+        "Parametrization: μP at base width 32 (ladder.mup; one lr serves every width)."
+    )
+    sp = pd.DataFrame({"rung": ["a"]})  # runs.csv from before the column: the config's
+    got = parametrization_line(ReportInputs(runs=sp, laws={}, config={"model": {}}))
+    assert got == "Parametrization: standard (SP)."
