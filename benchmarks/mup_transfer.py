@@ -1,6 +1,6 @@
 """Does the best learning rate transfer across width? SP beside μP, measured on CPU.
 
-    python benchmarks/mup_transfer.py                       # ~40 min on one CPU core
+    python benchmarks/mup_transfer.py                       # ~45 min on one CPU core
     python benchmarks/mup_transfer.py --mults 1,4 --lrs 8   # a quicker look
 
 Trains the same depth at the base width and at `--mults` times it, under the standard
