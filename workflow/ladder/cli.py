@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),
     "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
     "report": ("ladder.report.cli", "plots and report.md from runs.csv and fits.json"),
+    "coordcheck": ("ladder.coordcheck", "μP's coordinate check: activations vs width, SP and μP"),
     "status": ("ladder.status", "every run of a study at a glance (reads its files only)"),
 }
 

@@ -30,6 +30,7 @@ import jsonschema
 import yaml
 
 from ladder.errors import ConfigError
+from ladder.model import MUP_FAMILIES
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 MIN_BPE_VOCAB = 258  # 256 byte tokens + <|endoftext|> + <|mask|>
@@ -101,6 +102,8 @@ class ModelConfig(Section):
     aspect_ratio: float
     kv_groups: int
     tie_embeddings: bool | None
+    parametrization: str  # sp | mup (ladder.mup)
+    mup_base_width: int | None  # None: the narrowest rung's width (ladder.plan)
 
 
 @dataclass(frozen=True)
@@ -597,6 +600,11 @@ def _check_sources(study: Study) -> None:
         raise ConfigError(f"tokenizer.vocab_size: {tok.vocab_size} must be in [2, 2^32)")
     if model.family == "bert" and model.tie_embeddings is False:
         raise ConfigError("model.tie_embeddings: false is not supported for bert (HF ties it)")
+    if model.parametrization == "mup" and model.family not in MUP_FAMILIES:
+        raise ConfigError(
+            f"model.parametrization: 'mup' is not supported for family '{model.family}'; "
+            f"it supports {', '.join(MUP_FAMILIES)} (or use 'sp')"
+        )
     if model.family != "llama" and model.kv_groups != 1:
         raise ConfigError("model.kv_groups: grouped-query attention needs family 'llama'")
     if data.source == "synthetic" and tok.kind != "symbols":

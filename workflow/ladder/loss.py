@@ -149,6 +149,9 @@ class LossModel(torch.nn.Module):
         if family not in FAMILIES:
             raise ValueError(f"unknown model family '{family}'; allowed: {', '.join(FAMILIES)}")
         self.model, self.family, self.compiled_loss = model, family, compiled_loss
+        # a Granite model (llama under μP, ladder.mup) divides its logits by this; the
+        # head is applied here, so the division is too (1/m: h·(1/m)·Wᵀ = (h·Wᵀ)/m)
+        self.logit_mult = 1.0 / getattr(model.config, "logits_scaling", 1.0)
 
     def forward(
         self,
@@ -164,6 +167,8 @@ class LossModel(torch.nn.Module):
         else:
             h = body(input_ids=input_ids, use_cache=False).last_hidden_state.flatten(0, 1)
             head = self.model.get_output_embeddings()
+            if self.logit_mult != 1.0:
+                h = h * self.logit_mult
         return linear_cross_entropy(h, head.weight, head.bias, targets, self.compiled_loss)
 
 

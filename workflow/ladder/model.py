@@ -25,6 +25,8 @@ from dataclasses import dataclass
 FAMILIES = ("llama", "gpt2", "bert")
 # HF's own defaults: Llama unties its output head, GPT-2 and BERT tie it.
 TIED_BY_DEFAULT = {"llama": False, "gpt2": True, "bert": True}
+PARAMETRIZATIONS = ("sp", "mup")  # standard, or μP (ladder.mup, which imports torch)
+MUP_FAMILIES = ("llama", "gpt2")
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,23 @@ def train_memory_bytes(s: ModelShape, micro_batch: int, activation_bytes: int) -
     return state + activations
 
 
-def hf_config(s: ModelShape):
-    """The transformers config for a shape (SDPA attention, no dropout)."""
+def hf_config(s: ModelShape, base_width: int | None = None):
+    """The transformers config for a shape (SDPA attention, no dropout). `base_width`: μP
+    at that base width (ladder.mup); llama then becomes a GraniteConfig, whose multipliers
+    carry μP's attention scale and output multiplier through save/load."""
     import transformers as tf
 
+    from ladder import mup
+
     common = dict(vocab_size=s.vocab_size, tie_word_embeddings=s.tie_embeddings)
+    if base_width is not None:
+        common |= dict(ladder_parametrization="mup", mup_base_width=base_width)
     if s.family == "llama":
-        return tf.LlamaConfig(
+        llama = tf.LlamaConfig
+        if base_width is not None:
+            llama = tf.GraniteConfig
+            common |= mup.granite_fields(mup.width_mult(s.d_model, base_width), s.head_dim)
+        return llama(
             hidden_size=s.d_model,
             intermediate_size=s.d_ff,
             num_hidden_layers=s.n_layer,
@@ -156,15 +168,18 @@ def hf_config(s: ModelShape):
     raise ValueError(f"unknown model family '{s.family}'; allowed: {', '.join(FAMILIES)}")
 
 
-def build_model(s: ModelShape, seed: int):
-    """A randomly initialised HF model (CausalLM for llama/gpt2, MaskedLM for bert)."""
+def build_model(s: ModelShape, seed: int, base_width: int | None = None):
+    """A randomly initialised HF model (CausalLM for llama/gpt2, MaskedLM for bert); μP at
+    `base_width` if given (llama and gpt2; ladder.mup), else the standard parametrization."""
     import torch
     import transformers as tf
+
+    from ladder import mup
 
     torch.manual_seed(seed)
     if s.family == "bert":
         return tf.BertForMaskedLM(hf_config(s))
-    model = tf.AutoModelForCausalLM.from_config(hf_config(s))
+    model = tf.AutoModelForCausalLM.from_config(hf_config(s, base_width))
     if s.family == "llama":
         # Scale the init of the projections that write into the residual stream by
         # 1/sqrt(2·n_layer), as GPT-2 does (Radford et al. 2019, §2.3; HF's GPT-2 init does
@@ -175,7 +190,19 @@ def build_model(s: ModelShape, seed: int):
             for layer in model.model.layers:
                 layer.self_attn.o_proj.weight.normal_(0.0, std)
                 layer.mlp.down_proj.weight.normal_(0.0, std)
+    if base_width is not None:
+        mup.apply(model, s.family, mup.width_mult(s.d_model, base_width), s.head_dim)
     return model
+
+
+def save_model(model, s: ModelShape, path, base_width: int | None = None) -> None:
+    """save_pretrained, with a μP GPT-2's multipliers folded into its weights first
+    (ladder.mup.export), so that from_pretrained computes what training did."""
+    from ladder import mup
+
+    if base_width is not None:
+        model = mup.export(model, s.family, mup.width_mult(s.d_model, base_width), s.head_dim)
+    model.save_pretrained(path)
 
 
 def count_params(model, s: ModelShape) -> dict[str, int]:

@@ -180,7 +180,9 @@ def plan(study: Study) -> list[Rung]:
     rungs: list[Rung] = []
     seen: dict[str, str] = {}
     check_budget_ids(lad.budgets_flops)
-    for key, shape, budget, budget_flops in _sizes_and_budgets(study):
+    sizes = _sizes_and_budgets(study)
+    base_width = mup_base_width(study, [(key, shape) for key, shape, _, _ in sizes])
+    for key, shape, budget, budget_flops in sizes:
         name = f"L{shape.n_layer}-d{shape.d_model}"
         if budget_flops:
             rid = f"{budget_id(budget_flops)}-{name}"
@@ -207,6 +209,8 @@ def plan(study: Study) -> list[Rung]:
             micro_batch=largest_divisor_at_most(seqs, hp["micro_batch"]),
             design=lad.design,
             budget_flops=float(budget_flops),
+            parametrization=model.parametrization,
+            mup_base_width=base_width,
         )
         rungs.append(Rung(**rung))
         check_memory(rungs[-1], key)
@@ -227,6 +231,23 @@ def plan(study: Study) -> list[Rung]:
         rungs,
         key=lambda r: (r.budget_flops, param_groups(r.shape)["params_non_embedding"], r.tokens),
     )
+
+
+def mup_base_width(study: Study, shapes: list[tuple[str, ModelShape]]) -> int | None:
+    """μP's base width: model.mup_base_width, or the narrowest rung's d_model; None under
+    SP. A base wider than a rung is an error: μP carries the base's hyperparameters up to
+    wider models (m >= 1); a narrower one is a new base, to be tuned itself."""
+    model = study.model
+    if model.parametrization != "mup":
+        return None
+    base = model.mup_base_width or min(s.d_model for _, s in shapes)
+    for key, s in shapes:
+        if s.d_model < base:
+            raise ConfigError(
+                f"model.mup_base_width: {base} is wider than {key} (d_model {s.d_model}); "
+                f"μP scales up from its base, so it must be <= the narrowest rung's width"
+            )
+    return base
 
 
 def budget_id(flops: float) -> str:
@@ -287,8 +308,10 @@ def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
-    """size -> its tuning runs: lr multipliers x batch sizes at a reduced token budget."""
+def sweep_plan(study: Study, rungs: list[Rung], per_size: bool = False) -> dict[str, list[Rung]]:
+    """size -> its tuning runs: lr multipliers x batch sizes at a reduced token budget.
+    Under μP only the base width's size is swept (its lr and batch serve every size,
+    `sweep_sources`), unless `per_size` (what SP would sweep: `ladder plan`'s comparison)."""
     sw = study.ladder.sweep
     if not sw.lr and not sw.batch_tokens:
         return {}
@@ -304,8 +327,9 @@ def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
             raise ConfigError(
                 f"ladder.sweep.batch_tokens[{i}]: {b} is not a multiple of model.seq_len ({seq})"
             )
+    swept = rungs if per_size else [r for r in rungs if size_of(r) in _swept_sizes(study, rungs)]
     out: dict[str, list[Rung]] = {}
-    for r in sorted(rungs, key=lambda r: r.tokens):
+    for r in sorted(swept, key=lambda r: r.tokens):
         size = size_of(r)
         if size in out:
             continue  # the size's smallest budget sets the sweep budget
@@ -318,6 +342,37 @@ def sweep_plan(study: Study, rungs: list[Rung]) -> dict[str, list[Rung]]:
                 sid = f"{size}-sweep-lr{lr:.3g}-b{batch}"
                 out[size].append(retarget(base, id=sid, lr=lr, batch_tokens=batch))
     return out
+
+
+def _swept_sizes(study: Study, rungs: list[Rung]) -> list[str]:
+    """The sizes a sweep runs at: every size under SP; under μP the base width's (the
+    shallowest if several depths have it), which must be one of the ladder's sizes."""
+    sizes = list(dict.fromkeys(size_of(r) for r in rungs))
+    base = rungs[0].base_width if rungs else None
+    if base is None:
+        return sizes
+    at_base = sorted((r.n_layer, size_of(r)) for r in rungs if r.d_model == base)
+    if not at_base:
+        widths = sorted({r.d_model for r in rungs})
+        raise ConfigError(
+            f"ladder.sweep: under μP the sweep runs at the base width, but no rung has "
+            f"d_model {base} (model.mup_base_width); widths are {widths}: add a rung of "
+            "that width or set mup_base_width to one of them"
+        )
+    return [at_base[0][1]]
+
+
+def sweep_sources(study: Study, rungs: list[Rung]) -> dict[str, str]:
+    """size -> the size whose sweep (sweeps/<size>.json) sets its lr and batch: itself
+    under SP, the base width's size under μP; sizes without a sweep are left out."""
+    sweeps = sweep_plan(study, rungs)
+    if not sweeps:
+        return {}
+    sizes = dict.fromkeys(size_of(r) for r in rungs)
+    if rungs[0].base_width is None:
+        return {s: s for s in sizes if s in sweeps}
+    (base,) = sweeps
+    return {s: base for s in sizes}
 
 
 # The GPU-hours estimate's throughput when the study states none: an H100/H200 at ~40% MFU
@@ -417,5 +472,28 @@ def main(argv: list[str] | None = None) -> int:
             f"trained in all: {spent:.3g} FLOPs, {spent / throughput.flops_per_s / 3600:.4g} "
             f"GPU-h ({'; '.join(why)}; each rung's row counts its whole run, as the fits do)"
         )
+    saved = mup_sweep_saving(study, rungs, throughput)
+    if saved:
+        print(saved)
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0
+
+
+def mup_sweep_saving(study: Study, rungs: list[Rung], throughput: Throughput) -> str | None:
+    """Under μP with a sweep: what the one sweep at the base width costs against one sweep
+    per size (the SP way), in FLOPs and GPU-hours; None otherwise."""
+    if not rungs or rungs[0].base_width is None:
+        return None
+    one = [r for runs in sweep_plan(study, rungs).values() for r in runs]
+    every = [r for runs in sweep_plan(study, rungs, per_size=True).values() for r in runs]
+    if not one:
+        return None
+    cost = [sum(r.row()["flops"] for r in runs) for runs in (one, every)]
+    hours = [c / throughput.flops_per_s / 3600 for c in cost]
+    n_sizes = len({size_of(r) for r in rungs})
+    return (
+        f"μP sweep: {len(one)} runs at the base width ({size_of(one[0])}), {cost[0]:.3g} FLOPs, "
+        f"{hours[0]:.4g} GPU-h, serve all {n_sizes} sizes; one sweep per size would be "
+        f"{len(every)} runs, {cost[1]:.3g} FLOPs, {hours[1]:.4g} GPU-h "
+        f"(saves {cost[1] - cost[0]:.3g} FLOPs, {1 - cost[0] / cost[1]:.0%})"
+    )

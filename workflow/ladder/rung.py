@@ -47,6 +47,14 @@ class Rung(ModelShape):
     mlm_probability: float
     design: str = "grid"
     budget_flops: float = 0.0  # the isoflop budget this rung belongs to (0 for other designs)
+    parametrization: str = "sp"  # sp | mup (ladder.mup)
+    mup_base_width: int | None = None  # μP's base width (the d_model its lr was tuned at)
+
+    @property
+    def base_width(self) -> int | None:
+        """μP's base width, or None under the standard parametrization: what
+        model.build_model and model.save_model take."""
+        return self.mup_base_width if self.parametrization == "mup" else None
 
     @property
     def shape(self) -> ModelShape:

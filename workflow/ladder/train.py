@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ladder import mup
 from ladder.artifacts import (
     CHECKPOINT,
     MODEL_DIR,
@@ -62,7 +63,7 @@ from ladder.artifacts import (
 )
 from ladder.errors import DataError, failed
 from ladder.loss import IGNORE, LossModel, mean_loss, targets_of
-from ladder.model import build_model, count_params, flops_per_token, param_groups
+from ladder.model import build_model, count_params, flops_per_token, param_groups, save_model
 from ladder.rung import Rung, decay_start, format_count
 from ladder.runtime import (
     autocast_for,
@@ -316,7 +317,7 @@ def setup(
     out = Path(out_dir)
     if rank == 0:
         clear_outputs(out)
-    model = build_model(r.shape, r.seed).to(device)
+    model = build_model(r.shape, r.seed, r.base_width).to(device)
     params = count_params(model, r.shape)
     if params != param_groups(r.shape) and rank == 0:
         print(f"warning: parameter groups differ from the analytic count: {params}")
@@ -407,12 +408,20 @@ def curve_slice(
 
 def make_optimizer(model: torch.nn.Module, r: Rung, device: torch.device):
     """AdamW; weight decay on matrices and embeddings only, not on biases and norms
-    (nanoGPT's rule). Fused kernels where this torch has them (CUDA, and CPU >= 2.4)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": r.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    (nanoGPT's rule); under μP the hidden matrices get their own group at lr/m
+    (ladder.mup.optimizer_groups). Each group's `lr_mult` scales the schedule's lr.
+    Fused kernels where this torch has them (CUDA, and CPU >= 2.4)."""
+    if r.base_width is not None:
+        m = mup.width_mult(r.d_model, r.base_width)
+        groups = mup.optimizer_groups(model, r.family, m, r.weight_decay)
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": r.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        for g in groups:
+            g["lr_mult"] = 1.0
     kw = dict(lr=r.lr, betas=(r.beta1, r.beta2), eps=1e-8)
     try:
         return torch.optim.AdamW(groups, fused=device.type in ("cuda", "cpu"), **kw)
@@ -478,7 +487,9 @@ def changed_fields(state: dict, r: Rung, allowed: set[str]) -> list[str]:
     """The fields of rung `r`, other than `allowed`, that differ in the rung `state` was
     saved for (a checkpoint's or a WSD state's), sorted."""
     old, new = json.loads(state["rung"]), json.loads(r.to_json())
-    return sorted(k for k in new if k not in allowed and old.get(k) != new[k])
+    # a field the saved rung lacks (written before the field existed) had its default
+    default = {f.name: f.default for f in fields(Rung)}
+    return sorted(k for k in new if k not in allowed and old.get(k, default[k]) != new[k])
 
 
 def save_checkpoint(run: Run, progress: Progress, clock: Clock, path: Path) -> None:
@@ -550,7 +561,7 @@ def optimizer_step(run: Run, step: int, lr: float) -> torch.Tensor:
     """Step `step` at learning rate `lr`; returns its mean loss over every predicted token
     of every rank, as a device tensor (no host sync)."""
     for g in run.opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_mult", 1.0)  # checkpoints from before lr_mult: 1
     batches, n_pred = rank_batches(run, step)
     # DDP averages gradients over ranks, hence × world: the step's gradient is
     # that of the mean loss over every predicted token of every rank
@@ -910,6 +921,8 @@ def train_summary(
     return {
         "rung": r.id,
         "family": r.family,
+        "parametrization": r.parametrization,
+        "mup_base_width": r.base_width,
         **run.params,
         "params_match_plan": run.params == param_groups(r.shape),
         "tokens": r.tokens,
@@ -945,7 +958,7 @@ def write_outputs(run: Run, progress: Progress, clock: Clock) -> dict[str, Any]:
     if progress.start == r.steps and not progress.rows:
         raise RuntimeError("checkpoint holds no log rows")
     with atomic_dir(run.out / MODEL_DIR) as tmp:
-        run.model.save_pretrained(tmp)
+        save_model(run.model, r.shape, tmp, r.base_width)
     write_text(run.out / TRAIN_LOG_CSV, log_csv(progress.rows))
     summary = train_summary(run, progress, clock)
     write_json(run.out / TRAIN_JSON, summary)
@@ -987,7 +1000,7 @@ def write_diverged(
     weights, model_step = last_finite_weights(run, err.step, init_state)
     run.model.load_state_dict(weights)
     with atomic_dir(run.out / MODEL_DIR) as tmp:
-        run.model.save_pretrained(tmp)
+        save_model(run.model, r.shape, tmp, r.base_width)
     write_text(run.out / TRAIN_LOG_CSV, log_csv(progress.rows))
     summary = train_summary(run, progress, clock, done=err.step)
     summary.update(
@@ -1019,7 +1032,7 @@ def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[
     if own is not None and own["step"] < before:
         return own["model"], own["step"]
     return branch_start_weights(init_state, before) or (
-        build_model(run.r.shape, run.r.seed).state_dict(),
+        build_model(run.r.shape, run.r.seed, run.r.base_width).state_dict(),
         0,
     )
 

@@ -11,7 +11,7 @@ try:
     from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
     from ladder.estimates import memory_warnings
-    from ladder.plan import plan, sweep_plan, wsd_plan
+    from ladder.plan import plan, sweep_plan, sweep_sources, wsd_plan
     from ladder.rung import size_of
     from ladder import tracking
 except ImportError:
@@ -25,6 +25,8 @@ try:
     _planned = plan(STUDY)
     LADDER = [r.id for r in _planned]  # the rungs of the study, in plan order
     SWEEPS = sweep_plan(STUDY, _planned)  # size -> its tuning runs
+    # size -> the size whose sweep sets its lr (itself; under μP the base width's)
+    SWEPT_BY = sweep_sources(STUDY, _planned)
     WSD = wsd_plan(
         STUDY, _planned
     )  # size -> its stable run and each branch's stop step
@@ -90,11 +92,12 @@ def all_runs(name):
 
 
 def sweep_of(wildcards):
-    """The size's sweep summary, for a ladder rung (or WSD stable run) whose size is tuned."""
+    """The sweep summary that tunes a ladder rung (or WSD stable run): its size's, or under
+    μP the base width's, which serves every size."""
     size = size_of(RUNGS[wildcards.rung])
     stable = size in WSD and WSD[size]["stable"].id == wildcards.rung
-    if (wildcards.rung in LADDER or stable) and size in SWEEPS:
-        return [f"{RESULTS}/sweeps/{size}.json"]
+    if (wildcards.rung in LADDER or stable) and size in SWEPT_BY:
+        return [f"{RESULTS}/sweeps/{SWEPT_BY[size]}.json"]
     return []
 
 

@@ -164,9 +164,27 @@ def section_runs(study: ReportInputs) -> str:
     n_bad = int((~study.runs["ok"]).sum())
     head = (
         f"{len(study.runs)} rungs, {n_bad} diverged or without a loss. Units are in the "
-        "column names (runs.csv): loss in nats/token, wall time in seconds.\n\n"
+        "column names (runs.csv): loss in nats/token, wall time in seconds. "
+        f"{parametrization_line(study)}\n\n"
     )
     return head + _table(["rung", *cols], rows)
+
+
+def parametrization_line(study: ReportInputs) -> str:
+    """Which parametrization the rungs trained under (runs.csv's column, else the config)."""
+    runs = study.runs
+    if "parametrization" in runs.columns and len(runs):
+        kinds = sorted(set(runs["parametrization"].astype(str)))
+        bases = sorted(set(runs.get("mup_base_width", []).dropna().astype(int)))
+    else:
+        model = (study.config or {}).get("model", {})
+        kinds, bases = [model.get("parametrization", "sp")], [model.get("mup_base_width")]
+    if kinds == ["mup"]:
+        base = f" at base width {bases[0]}" if bases and bases[0] else ""
+        return f"Parametrization: μP{base} (ladder.mup; one lr serves every width)."
+    if kinds == ["sp"]:
+        return "Parametrization: standard (SP)."
+    return f"Parametrizations: {', '.join(kinds)}."
 
 
 def section_laws(study: ReportInputs) -> str:
