@@ -17,19 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from ladder.artifacts import write_text
+from ladder.estimates import on_gpu
 
 # train.json / eval.json keys copied into runs.csv (plan columns come from the rung)
 TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_size", "steps")
 EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
-
-
-def on_gpu(train: dict) -> bool:
-    """Whether the rung trained on a GPU. train.json's `device` is "cpu" or the GPU's
-    product name ("NVIDIA H200"), not "cuda"; `device_type` says it outright (newer files)."""
-    kind = train.get("device_type")
-    if kind is not None:
-        return kind == "cuda"
-    return not str(train.get("device") or "cpu").startswith("cpu")
 
 
 def rung_row(plan_row: dict, run_dir: Path) -> dict:

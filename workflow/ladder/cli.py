@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),
     "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
     "report": ("ladder.report.cli", "plots and report.md from runs.csv and fits.json"),
+    "store": ("ladder.store", "reuse a stored run, or train and store it (the run store)"),
     "status": ("ladder.status", "every run of a study at a glance (reads its files only)"),
 }
 

@@ -45,11 +45,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ladder.aggregate import on_gpu
 from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, TRAIN_JSON
 from ladder.config import load_config
 from ladder.errors import ConfigError, failed
-from ladder.estimates import Throughput, gpu_hours
+from ladder.estimates import Throughput, gpu_hours, on_gpu
 from ladder.plan import own_steps, plan, sweep_plan, wsd_plan
 from ladder.rung import Rung, format_count, size_of
 from ladder.tracking import TENSORBOARD_DIR
