@@ -10,7 +10,8 @@ The layout of a study (see docs/design.md, "Artifacts"):
     results/<study>/corpus/{train,val}-NNNNN.parquet, stats.json (one folder)
     results/<study>/tokenizer/ (+ ladder_tokenizer.json), tokens/meta.json
     results/<study>/tokens/shards/{train,val}-NNNNN.bin (one per corpus shard)
-    results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, store.json, eval.json}
+    results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, store.json,
+                                 eval.json}
     results/<study>/report/
 """
 
