@@ -15,6 +15,7 @@ import json
 import math
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -417,5 +418,26 @@ def main(argv: list[str] | None = None) -> int:
             f"trained in all: {spent:.3g} FLOPs, {spent / throughput.flops_per_s / 3600:.4g} "
             f"GPU-h ({'; '.join(why)}; each rung's row counts its whole run, as the fits do)"
         )
+    print_reuse(study, rungs, throughput, Path(out).parent)
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0
+
+
+def print_reuse(study: Study, rungs: list[Rung], throughput: Throughput, results: Path) -> None:
+    """The runs the run store holds (ladder.store): reused, not trained, and the GPU-hours
+    that saves. `results`: the study's folder (its tokens say whether a key is exact)."""
+    from ladder import store
+
+    root = store.resolve(study.store.dir, study.store.enabled)
+    if root is None:
+        print("run store: off (store.enabled false or LADDER_STORE=off); every run trains")
+        return
+    runs = [r for runs in sweep_plan(study, rungs).values() for r in runs] + rungs
+    try:
+        found = store.planned_reuse(runs, results, study.eval.max_tokens, root)
+    except (store.StoreError, OSError) as e:
+        print(f"ladder plan: warning: run store {root} not read: {e}", file=sys.stderr)
+        return
+    print(
+        store.reuse_summary(found, len(runs), root, lambda r: gpu_hours(r, throughput.flops_per_s))
+    )

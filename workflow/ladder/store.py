@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -119,6 +120,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+@functools.cache
 def code_version() -> dict[str, Any]:
     """The training code's version: each module's AST hash (comments and formatting do not
     count), the libraries' versions and Python's (ast.dump's form follows Python's)."""
@@ -185,12 +187,17 @@ def key_inputs(
 ) -> dict[str, Any]:
     """Everything the key hashes, as plain data (the manifest keeps it, so a key can be
     explained: `ladder store key`)."""
+    init = _sha256_file(Path(init_state)) if init_state else None
+    return _inputs(rung, eval_tokens, init, tokenizer_hash(tokenizer_dir), tokens_hash(tokens_dir))
+
+
+def _inputs(rung: Rung, eval_tokens, init_sha, tokenizer_sha, tokens_sha) -> dict[str, Any]:
     return {
         "spec": spec_of(rung),
         "eval_tokens": eval_tokens,
-        "init_state_sha256": _sha256_file(Path(init_state)) if init_state else None,
-        "tokenizer_sha256": tokenizer_hash(tokenizer_dir),
-        "tokens_sha256": tokens_hash(tokens_dir),
+        "init_state_sha256": init_sha,
+        "tokenizer_sha256": tokenizer_sha,
+        "tokens_sha256": tokens_sha,
         "code": code_version(),
     }
 
@@ -399,6 +406,66 @@ def manifest(key: str, inputs: dict[str, Any], run_dir: Path, rung: Rung) -> dic
 def gpu_hours_of(train: dict[str, Any], rung: Rung) -> float:
     """GPU-hours as runs.csv counts them: wall time × GPUs, none for a CPU run."""
     return (train.get("wall_s") or 0) * rung.gpus / 3600 if on_gpu(train) else 0.0
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+def planned_reuse(
+    runs: list[Rung], results: str | os.PathLike, eval_tokens: int, root: Path
+) -> list[dict[str, Any]]:
+    """The study's runs that the store holds: {rung, manifest, exact}. With the study's
+    tokens and tokenizer built, a run is listed when its full key is stored (exact: its job
+    will copy it); before, when a stored run has its spec and training code (exact False:
+    reused if the data hash the same, which each job checks). A run's final spec
+    (runs/<id>/rung.json, a tuned lr) is used where written. WSD branches (keyed by their
+    stable state, known only in training) are never listed."""
+    results, store = Path(results), Store(root)
+    tokens, tokenizer = results / "tokens", results / "tokenizer"
+    data = None
+    if (tokens / TOKENS_META_JSON).exists() and tokenizer.is_dir():
+        data = (tokenizer_hash(tokenizer), tokens_hash(tokens))
+    recipes = {m.get("recipe"): m for m in store.manifests()}
+    found = []
+    for planned in runs:
+        if planned.design == "wsd":
+            continue
+        try:
+            rung = Rung.from_arg(f"@{results / 'runs' / planned.id / 'rung.json'}")
+        except (OSError, ValueError, TypeError):
+            rung = planned
+        if data is not None:
+            key = run_key(_inputs(rung, eval_tokens, None, *data))
+            if store.has(key):
+                found.append({"rung": planned, "manifest": store.manifest(key), "exact": True})
+        elif (m := recipes.get(recipe_key(rung, eval_tokens))) is not None:
+            found.append({"rung": planned, "manifest": m, "exact": False})
+    return found
+
+
+def reuse_summary(found: list[dict[str, Any]], n_runs: int, root: Path, est) -> str:
+    """`ladder plan`'s lines on the runs the store holds; `est(rung)`: its estimated GPU-h."""
+    if not found:
+        return f"run store {root}: none of the {n_runs} runs is stored; all will train"
+    saved = sum(f["manifest"].get("gpu_hours") or 0 for f in found)
+    wall_h = sum(f["manifest"].get("wall_s") or 0 for f in found) / 3600
+    est_h = sum(est(f["rung"]) for f in found)
+    exact = all(f["exact"] for f in found)
+    how = "reused, not trained" if exact else (
+        "same spec and training code; reused if this study's tokens hash the same, which "
+        "each job checks before training"
+    )  # fmt: skip
+    lines = [
+        f"run store {root}: {len(found)} of {n_runs} runs stored ({how}): {saved:.4g} "
+        f"GPU-hours saved as measured ({wall_h:.3g} h of training; est. {est_h:.4g} GPU-h)"
+    ]
+    for f in found:
+        m = f["manifest"]
+        lines.append(
+            f"  reused {f['rung'].id:<20} trained by study {m['study']} ({m['finished_utc']}, "
+            f"{m.get('gpu_hours') or 0:.3g} GPU-h), key {m['key'][:12]}"
+        )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- one job
