@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ENV, TINY, make_shards, snakemake, tiny_rung, wait_until
-
 from ladder import store
+from tests.conftest import ENV, TINY, make_shards, snakemake, tiny_rung, wait_until
 
 # ----------------------------------------------------------------------------- unit
 
@@ -130,8 +129,13 @@ def test_two_jobs_at_once_train_the_run_once(data, tmp_path):
     shared = tmp_path / "store"
     env = {**ENV, store.ENV: str(shared)}
     outs = [tmp_path / "x", tmp_path / "y"]
-    procs = [subprocess.Popen(store_cmd(tiny_rung(), data, o), env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for o in outs]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            store_cmd(tiny_rung(), data, o), env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        for o in outs
+    ]  # fmt: skip
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     sources = sorted(json.loads((o / "store.json").read_text())["source"] for o in outs)
