@@ -92,6 +92,18 @@ def test_key_changes_with_everything_that_changes_the_weights(data, tmp_path):
         store.code_version.cache_clear()
 
 
+def test_where_the_store_is(monkeypatch, tmp_path):
+    monkeypatch.delenv(store.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert store.resolve() == tmp_path / "results/store"  # beside the studies
+    monkeypatch.setenv(store.ENV, str(tmp_path / "lab"))
+    assert store.resolve() == tmp_path / "lab"
+    assert store.resolve("/shared/x") == Path("/shared/x")  # store.dir wins
+    assert store.resolve("/shared/x", enabled=False) is None
+    monkeypatch.setenv(store.ENV, store.OFF)
+    assert store.resolve() is None
+
+
 def test_reuse_and_retrain_on_a_changed_lr(data, tmp_path):
     shared = tmp_path / "store"
     first = store_run(tiny_rung(), data, tmp_path / "a", shared)
@@ -160,17 +172,10 @@ def study_config(tmp_path: Path, name: str, widths: list[int]) -> Path:
     return path
 
 
-def run_study(workdir: Path, configfile: Path, shared: Path | None = None) -> list[dict]:
+def run_study(workdir: Path, configfile: Path) -> list[dict]:
     """The study to runs.csv (no fits or report: the store is about training); its rows."""
     name = yaml.safe_load(configfile.read_text())["study"]
-    env = {store.ENV: str(shared)} if shared else {}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        proc = snakemake(workdir, f"results/{name}/runs.csv", configfile=configfile)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    proc = snakemake(workdir, f"results/{name}/runs.csv", configfile=configfile)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return list(csv.DictReader((workdir / f"results/{name}/runs.csv").open()))
 
@@ -180,10 +185,13 @@ def trained(rows: list[dict]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_studies_share_rungs_in_one_checkout_and_across_checkouts(tmp_path):
+def test_studies_share_rungs_in_one_checkout_and_across_checkouts(tmp_path, monkeypatch, capsys):
+    from ladder import plan, status
+
     one, two, shared = tmp_path / "one", tmp_path / "two", tmp_path / "shared"
+    monkeypatch.setenv(store.ENV, str(shared))  # every job of every study inherits it
     a = run_study(one, study_config(tmp_path, "a", [8, 16]))
-    assert len(trained(a)) == 2 and (one / "results/store/entries").is_dir()
+    assert len(trained(a)) == 2 and len(entries(shared)) == 2
     # another name, the same data and ladder: trains none, the weights are the same files
     b = run_study(one, study_config(tmp_path, "b", [8, 16]))
     assert trained(b) == [] and {r["source_study"] for r in b} == {"a"}
@@ -193,18 +201,13 @@ def test_studies_share_rungs_in_one_checkout_and_across_checkouts(tmp_path):
         assert row["loss_nats"] == next(r for r in a if r["rung"] == row["rung"])["loss_nats"]
     log = (one / f"results/b/logs/train/{b[0]['rung']}.log").read_text()
     assert "nothing trained" in log and " step " not in log
-    plan = subprocess.run(
-        [sys.executable, "-m", "ladder.cli", "plan", "--configfile", str(tmp_path / "b.yaml")],
-        cwd=one, env=ENV, capture_output=True, text=True,
-    )  # fmt: skip
-    assert "2 of 2 runs stored (reused, not trained)" in plan.stdout, plan.stdout + plan.stderr
-    status = subprocess.run(
-        [sys.executable, "-m", "ladder.cli", "status", "--configfile", str(tmp_path / "b.yaml"),
-         "--json"], cwd=one, env=ENV, capture_output=True, text=True,
-    )  # fmt: skip
-    assert {r["state"] for r in json.loads(status.stdout)["runs"]} == {"reused"}
-    # a second checkout (its own results/) on a shared store: trains what is new only
-    run_study(one, study_config(tmp_path, "s", [8]), shared)
-    c = run_study(two, study_config(tmp_path, "c", [8, 16]), shared)
-    assert trained(c) == ["L1-d16-T4.1K"] and entries(shared) == sorted(entries(shared))
-    assert len(entries(shared)) == 2
+    monkeypatch.chdir(one)
+    assert plan.main(["--configfile", str(tmp_path / "b.yaml")]) == 0
+    assert "2 of 2 runs stored (reused, not trained)" in capsys.readouterr().out
+    runs = status.study_status(tmp_path / "b.yaml", one)["runs"]
+    assert {r["state"] for r in runs} == {"reused"}
+    # a second checkout (its own results/) on the shared store, one more width: only the
+    # new width trains
+    c = run_study(two, study_config(tmp_path, "c", [8, 16, 24]))
+    assert [r["d_model"] for r in c if r["source"] == "trained"] == ["24"]
+    assert len(entries(shared)) == 3
