@@ -125,7 +125,7 @@ def test_reuse_and_retrain_on_a_changed_lr(data, tmp_path):
 
 def test_kill_during_training_leaves_no_entry(data, tmp_path):
     shared, out = tmp_path / "store", tmp_path / "run"
-    rung = tiny_rung(tokens=4096, checkpoint_minutes=0.0001)  # a checkpoint every step
+    rung = tiny_rung(tokens=4096, checkpoint_minutes=0.002)  # a checkpoint every 0.12 s
     env = {**ENV, store.ENV: str(shared)}
     proc = subprocess.Popen(store_cmd(rung, data, out), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
