@@ -320,8 +320,8 @@ class Store:
         token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         waited = False
         while not _try_create(path, token):
-            holder = _holder(path)
-            if holder is not None and _stale(path, holder):
+            holder = _holder(path)  # None: just created, or its creator died before writing
+            if _stale(path, holder or ""):
                 _break(path)
                 continue
             if not waited:
@@ -489,14 +489,14 @@ def train_or_reuse(args: argparse.Namespace, command: list[str]) -> int:
     root = resolve()
     (run_dir / STORE_JSON).unlink(missing_ok=True)
     if root is None:
-        rc = _train(command)
-        if rc == 0:
-            write_json(run_dir / STORE_JSON, source_record("trained", None))
-        return rc
+        return _train_unstored(command, run_dir, None)
     inputs = key_inputs(rung, args.tokens_dir, args.tokenizer_dir, args.eval_tokens,
                         args.init_state)  # fmt: skip
     key, store = run_key(inputs), Store(root)
     print(f"ladder store: {rung.id}: key {key} in {root}", flush=True)
+    if not store.has(key) and not _writable(root):
+        print(f"ladder store: warning: {root} is not writable; training without the store")
+        return _train_unstored(command, run_dir, key)
     if not store.has(key):
         with store.lock(key, say=lambda s: print(s, flush=True)):
             if not store.has(key):  # trained meanwhile by the job we waited for?
@@ -515,6 +515,24 @@ def train_or_reuse(args: argparse.Namespace, command: list[str]) -> int:
         flush=True,
     )
     return 0
+
+
+def _train_unstored(command: list[str], run_dir: Path, key: str | None) -> int:
+    """Train without the store (it is off, or not writable here); store.json: trained."""
+    rc = _train(command)
+    if rc == 0:
+        write_json(run_dir / STORE_JSON, source_record("trained", key))
+    return rc
+
+
+def _writable(root: Path) -> bool:
+    """Whether this job can lock and put runs in the store (a shared one may be read-only
+    to it: then it trains as if there were no store, rather than fail)."""
+    try:
+        (root / "locks").mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(root / "locks", os.W_OK)
 
 
 def _put(store: Store, key: str, inputs: dict, run_dir: Path, rung: Rung) -> None:
