@@ -50,7 +50,8 @@ def store_cmd(rung, data, out: Path) -> list[str]:
 def store_run(rung, data, out: Path, shared: Path) -> dict:
     """Run it to the end in its own process; store.json of the run."""
     env = {**ENV, store.ENV: str(shared)}
-    proc = subprocess.run(store_cmd(rung, data, out), env=env, capture_output=True, text=True)
+    cmd = store_cmd(rung, data, out)
+    proc = subprocess.run(cmd, env=env, cwd=out.parent, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((out / "store.json").read_text())
 
@@ -121,6 +122,13 @@ def test_reuse_and_retrain_on_a_changed_lr(data, tmp_path):
     changed = store_run(tiny_rung(lr=0.002), data, tmp_path / "c", shared)
     assert changed["source"] == "trained" and changed["key"] != first["key"]
     assert len(entries(shared)) == 2
+
+
+def test_store_off_trains_and_stores_nothing(data, tmp_path):
+    rec = store_run(tiny_rung(), data, tmp_path / "run", Path(store.OFF))
+    assert rec == {"source": "trained", "key": None}
+    assert (tmp_path / "run" / "train.json").exists()
+    assert not (tmp_path / "results").exists() and not (tmp_path / "off").exists()
 
 
 def test_kill_during_training_leaves_no_entry(data, tmp_path):
