@@ -34,6 +34,8 @@ TINY = ROOT / "tests/configs/tiny.yaml"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# a user's shared run store (ladder.store) is never a test's: each study's is its own
+os.environ.pop("LADDER_STORE", None)
 
 torch.set_num_threads(1)  # tiny shapes: more threads only contend on a 2-core CI machine
 VOCAB = 300

@@ -111,11 +111,14 @@ def states(workdir: Path, configfile: Path) -> dict[str, dict]:
 
 
 def trainer_pid(rung_id: str) -> int | None:
-    """The `ladder train` process of a rung (argv holds 'train' and its rung.json)."""
+    """The `ladder train` process of a rung (argv holds 'train' and its rung.json), not the
+    `ladder store run` that wraps it (whose argv holds the training command too)."""
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
+            continue
+        if b"store" in argv:
             continue
         if b"train" in argv and any(a.endswith(f"{rung_id}/rung.json".encode()) for a in argv):
             return int(proc.name)

@@ -4,6 +4,8 @@ and every rung's train_log.csv into curves.csv (the learning curves, long format
 A rung whose train.json or eval.json says it diverged, or whose loss is not finite, is
 kept with `diverged = 1` (and `diverged_at_step`) so the fitter can exclude it *and say
 so*; nothing is dropped here, and no NaN is written as a loss (a diverged rung's is empty).
+Each row says where it came from: `source` (trained, or reused from the run store),
+`store_key` and `source_study` (the study that trained it).
 """
 
 from __future__ import annotations
@@ -16,20 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ladder.artifacts import write_text
+from ladder.artifacts import STORE_JSON, write_text
+from ladder.estimates import on_gpu
 
 # train.json / eval.json keys copied into runs.csv (plan columns come from the rung)
 TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_size", "steps")
 EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
-
-
-def on_gpu(train: dict) -> bool:
-    """Whether the rung trained on a GPU. train.json's `device` is "cpu" or the GPU's
-    product name ("NVIDIA H200"), not "cuda"; `device_type` says it outright (newer files)."""
-    kind = train.get("device_type")
-    if kind is not None:
-        return kind == "cuda"
-    return not str(train.get("device") or "cpu").startswith("cpu")
 
 
 def rung_row(plan_row: dict, run_dir: Path) -> dict:
@@ -50,6 +44,7 @@ def rung_row(plan_row: dict, run_dir: Path) -> dict:
     row.update({k: evaluation.get(k) for k in EVAL_KEYS})
     gpus = plan_row.get("gpus", 1) if on_gpu(train) else 0
     row["gpu_hours"] = (train.get("wall_s") or 0) * gpus / 3600
+    row.update(source_columns(run_dir))
     loss = row["loss_nats"]
     said = bool(train.get("diverged")) or bool(evaluation.get("diverged"))
     row["diverged"] = int(said or loss is None or not math.isfinite(loss))
@@ -57,6 +52,20 @@ def rung_row(plan_row: dict, run_dir: Path) -> dict:
     if row["diverged"]:
         row["loss_nats"] = row["bits_per_byte"] = None
     return row
+
+
+def source_columns(run_dir: Path) -> dict:
+    """Where the row came from (store.json, ladder.store): `source` trained (here) or reused
+    (copied from the run store), its `store_key`, and `source_study`, the study that trained
+    it. A run without store.json (trained before the store existed) was trained here."""
+    path = run_dir / STORE_JSON
+    record = json.loads(path.read_text()) if path.exists() else {"source": "trained"}
+    here = run_dir.absolute().parent.parent.name  # results/<study>/runs/<rung>
+    return {
+        "source": record["source"],
+        "store_key": record.get("key"),
+        "source_study": record.get("from_study") or here,
+    }
 
 
 def curves(run_ids: list[str], runs_dir: Path) -> pd.DataFrame:

@@ -10,7 +10,8 @@ The layout of a study (see docs/design.md, "Artifacts"):
     results/<study>/corpus/{train,val}-NNNNN.parquet, stats.json (one folder)
     results/<study>/tokenizer/ (+ ladder_tokenizer.json), tokens/meta.json
     results/<study>/tokens/shards/{train,val}-NNNNN.bin (one per corpus shard)
-    results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, eval.json}
+    results/<study>/runs/<rung>/{rung.json, model/, train_log.csv, train.json, store.json,
+                                 eval.json}
     results/<study>/report/
 """
 
@@ -61,6 +62,7 @@ TRAIN_LOG_CSV = "train_log.csv"
 TRAIN_JSON = "train.json"
 EVAL_JSON = "eval.json"
 CHECKPOINT = "ckpt/state.pt"  # not a declared output: it outlives a failed job
+STORE_JSON = "store.json"  # where the run came from: trained here, or reused from the store
 TRACKING_JSON = "tracking.json"  # the rung's W&B run id (ladder.tracking); not an output
 
 

@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "fit": ("ladder.fit", "fit scaling laws to a table of runs"),
     "report": ("ladder.report.cli", "plots and report.md from runs.csv and fits.json"),
     "coordcheck": ("ladder.coordcheck", "μP's coordinate check: activations vs width, SP and μP"),
+    "store": ("ladder.store", "reuse a stored run, or train and store it (the run store)"),
     "status": ("ladder.status", "every run of a study at a glance (reads its files only)"),
 }
 

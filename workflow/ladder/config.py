@@ -208,6 +208,14 @@ class TrackingConfig(Section):
 
 
 @dataclass(frozen=True)
+class StoreConfig(Section):
+    """store: where trained runs are kept for reuse across studies (ladder.store)."""
+
+    enabled: bool
+    dir: str | None  # None: $LADDER_STORE, else results/store
+
+
+@dataclass(frozen=True)
 class Study(Section):
     """A validated study: its name, seed and one object per config section."""
 
@@ -222,6 +230,7 @@ class Study(Section):
     fit: FitConfig
     report: ReportConfig
     tracking: TrackingConfig
+    store: StoreConfig
     cluster: ClusterConfig
 
 

@@ -131,3 +131,12 @@ def gpu_hours(rung: Rung, flops_per_s: float) -> float:
     """Estimated device-hours: the rung's FLOPs at a stated sustained throughput per GPU."""
     # a rung on g GPUs runs ~g times faster but holds g GPUs: GPU-hours stay FLOPs / rate
     return rung.row()["flops"] / flops_per_s / 3600
+
+
+def on_gpu(train: dict) -> bool:
+    """Whether the rung trained on a GPU. train.json's `device` is "cpu" or the GPU's
+    product name ("NVIDIA H200"), not "cuda"; `device_type` says it outright (newer files)."""
+    kind = train.get("device_type")
+    if kind is not None:
+        return kind == "cuda"
+    return not str(train.get("device") or "cpu").startswith("cpu")

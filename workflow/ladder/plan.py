@@ -15,6 +15,7 @@ import json
 import math
 import sys
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -475,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = mup_sweep_saving(study, rungs, throughput)
     if saved:
         print(saved)
+    print_reuse(study, rungs, throughput, Path(out).parent)
     print(f"wrote {out} ({len(rungs)} rungs)")
     return 0
 
@@ -496,4 +498,24 @@ def mup_sweep_saving(study: Study, rungs: list[Rung], throughput: Throughput) ->
         f"{hours[0]:.4g} GPU-h, serve all {n_sizes} sizes; one sweep per size would be "
         f"{len(every)} runs, {cost[1]:.3g} FLOPs, {hours[1]:.4g} GPU-h "
         f"(saves {cost[1] - cost[0]:.3g} FLOPs, {1 - cost[0] / cost[1]:.0%})"
+    )
+
+
+def print_reuse(study: Study, rungs: list[Rung], throughput: Throughput, results: Path) -> None:
+    """The runs the run store holds (ladder.store): reused, not trained, and the GPU-hours
+    that saves. `results`: the study's folder (its tokens say whether a key is exact)."""
+    from ladder import store
+
+    root = store.resolve(study.store.dir, study.store.enabled)
+    if root is None:
+        print("run store: off (store.enabled false or LADDER_STORE=off); every run trains")
+        return
+    runs = [r for runs in sweep_plan(study, rungs).values() for r in runs] + rungs
+    try:
+        found = store.planned_reuse(runs, results, study.eval.max_tokens, root)
+    except (store.StoreError, OSError) as e:
+        print(f"ladder plan: warning: run store {root} not read: {e}", file=sys.stderr)
+        return
+    print(
+        store.reuse_summary(found, len(runs), root, lambda r: gpu_hours(r, throughput.flops_per_s))
     )

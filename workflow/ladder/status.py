@@ -18,6 +18,8 @@ runs, after it stopped, and for a SLURM study from the login node. States:
     diverged  the loss became NaN or inf
     trained   train.json written, evaluation not yet (or running: `evaluating`)
     done      evaluated: held-out loss (nats/token), bits/byte, wall time, GPU-hours
+    reused    done, its training copied from the run store (store.json; ladder.store):
+              it spent no GPU-hours here, and the GPU-hours it saved are counted
 
 GPU-hours, as runs.csv counts them: wall time × the rung's GPUs, none for a run on the CPU.
 Left: the plan's estimate (plan.csv's est_gpu_hours, at cluster.flops_per_s or the FLOP/s
@@ -45,16 +47,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ladder.aggregate import on_gpu
-from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, TRAIN_JSON
+from ladder.artifacts import CHECKPOINT, EVAL_JSON, PLAN_CSV, RUNG_JSON, STORE_JSON, TRAIN_JSON
 from ladder.config import load_config
 from ladder.errors import ConfigError, failed
-from ladder.estimates import Throughput, gpu_hours
+from ladder.estimates import Throughput, gpu_hours, on_gpu
 from ladder.plan import own_steps, plan, sweep_plan, wsd_plan
 from ladder.rung import Rung, format_count, size_of
 from ladder.tracking import TENSORBOARD_DIR
 
-STATES = ("planned", "queued", "running", "stopped", "failed", "diverged", "trained", "done")
+STATES = (
+    "planned",
+    "queued",
+    "running",
+    "stopped",
+    "failed",
+    "diverged",
+    "trained",
+    "done",
+    "reused",
+)
 TAIL_BYTES = 256 * 1024  # how much of a log is read (its last lines)
 
 # the trainer's lines (ladder.train: progress_line, the signal stop, errors)
@@ -88,7 +99,8 @@ class RunStatus:
     bits_per_byte: float | None = None
     wall_s: float | None = None
     train_s: float | None = None  # in training steps only (train.json)
-    gpu_hours: float | None = None  # spent (done runs)
+    gpu_hours: float | None = None  # spent (done runs; none for a reused one)
+    gpu_hours_saved: float | None = None  # reused: what its training took where it ran
     est_gpu_hours: float | None = None  # the plan's estimate for the run's own steps
     first_step: int = 0  # where its own training starts (a WSD branch: at its cooldown)
     note: str = ""
@@ -239,9 +251,14 @@ def finished(st, spec, train, run_dir, results, rel, smk, stale_s, now) -> RunSt
                 f", lr {train.get('diverged_lr', float('nan')):.3g}); recorded in train.json"
             )
         return st
+    source = read_json(run_dir / STORE_JSON) or {}
+    if source.get("source") == "reused":  # spent by the study that trained it, not here
+        st.gpu_hours, st.gpu_hours_saved = 0.0, source.get("gpu_hours_saved") or 0.0
+        st.note = f"reused from the run store (trained by study {source.get('from_study')})"
     ev = read_json(run_dir / EVAL_JSON)
     if ev is not None:
-        st.state, st.loss, st.bits_per_byte = "done", ev.get("loss_nats"), ev.get("bits_per_byte")
+        st.state = "reused" if st.gpu_hours_saved is not None else "done"
+        st.loss, st.bits_per_byte = ev.get("loss_nats"), ev.get("bits_per_byte")
         return st
     st.state, st.loss = "trained", loss
     st.note = "evaluation pending (loss: the learning curve's last val loss)"
@@ -302,7 +319,7 @@ def stable_status(size, wsd, results, workdir, smk, stale_s, now, branches) -> R
     stable = wsd["stable"]
     last_stop = max(wsd["stops"].values())
     st = RunStatus(stable.id, "stable", "planned", steps=last_stop)
-    if all(b.state in ("trained", "done", "diverged") for b in branches):
+    if all(b.state in ("trained", "done", "reused", "diverged") for b in branches):
         st.state, st.step = "done", last_stop
         return st
     logs = sorted((results / "logs" / "wsd_segment" / size).glob("*.log"), key=_mtime)
@@ -405,7 +422,7 @@ def totals(rows: list[RunStatus], basis: dict[str, Any]) -> dict[str, Any]:
     counts = {state: sum(s.state == state for s in rows) for state in STATES}
     left, unknown = 0.0, 0
     for s in rows:
-        if s.state in ("done", "trained", "diverged"):
+        if s.state in ("done", "reused", "trained", "diverged"):
             continue
         if s.est_gpu_hours is None:
             unknown += 1
@@ -417,6 +434,7 @@ def totals(rows: list[RunStatus], basis: dict[str, Any]) -> dict[str, Any]:
         "runs": len(rows),
         "counts": counts,
         "gpu_hours_spent": sum(s.gpu_hours or 0 for s in rows),
+        "gpu_hours_saved": sum(s.gpu_hours_saved or 0 for s in rows),
         "gpu_hours_left": None if unknown and not left else left,
         "gpu_hours_left_unknown_runs": unknown,
         "estimate_basis": basis["basis"],
@@ -475,7 +493,7 @@ def render(status: dict[str, Any]) -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     t = status["totals"]
     counts = {k: v for k, v in t["counts"].items() if v and k != "done"}
-    done = f"{t['counts']['done']}/{t['runs']} done"
+    done = f"{t['counts']['done'] + t['counts']['reused']}/{t['runs']} done"
     lines += ["", "total: " + ", ".join([done, *(f"{n} {k}" for k, n in counts.items())])]
     spent, left = t["gpu_hours_spent"], t["gpu_hours_left"]
     if left is None:
@@ -484,7 +502,12 @@ def render(status: dict[str, Any]) -> str:
         left_text = f"~{left:.3g} left ({t['estimate_basis']})"
         if t["gpu_hours_left_unknown_runs"]:
             left_text += f"; {t['gpu_hours_left_unknown_runs']} runs without an estimate"
-    lines.append(f"GPU-hours: {spent:.3g} spent, {left_text}; ~x: a run's estimate")
+    saved = (
+        f", {t['gpu_hours_saved']:.3g} saved by {t['counts']['reused']} reused runs"
+        if t["counts"]["reused"]
+        else ""
+    )
+    lines.append(f"GPU-hours: {spent:.3g} spent{saved}, {left_text}; ~x: a run's estimate")
     if t["measured_flops_per_s"]:
         lines.append(
             f"finished runs: {t['wall_hours']:.3g} h of wall time (a CPU run counts no "

@@ -314,17 +314,20 @@ def encode_corpus(
     progress = StageProgress(f"encode ({workers} worker{'s' * (workers > 1)})", log_every_s)
     with atomic_dir(Path(out_dir) / TOKENS_SHARDS_DIR) as tmp, _encoders(workers, init) as imap:
         results = imap(_encode_row_group, [(path, rg) for _, path, rg in tasks])
-        current, f = None, None
+        current, f, h, record = None, None, hashlib.sha256(), {}
         for (index, _, _), (flat, n_docs, n_bytes) in zip(tasks, results, strict=True):
             if index != current:
                 if f is not None:
                     f.close()
+                    record["sha256"] = h.hexdigest()  # the run store's key reads it
                 split, i = shards[index]
                 record = {"file": token_shard(split, i), "n_tokens": 0, "n_bytes": 0, "n_docs": 0}
                 splits[split]["shards"].append(record)
-                f = open(tmp / Path(record["file"]).name, "wb")
+                f, h = open(tmp / Path(record["file"]).name, "wb"), hashlib.sha256()
                 current = index
-            f.write(flat.tobytes())
+            data = flat.tobytes()
+            f.write(data)
+            h.update(data)
             for entry in (record, splits[shards[index][0]]):
                 entry["n_tokens"] += flat.size
                 entry["n_docs"] += n_docs
@@ -337,6 +340,7 @@ def encode_corpus(
             )
         if f is not None:
             f.close()
+            record["sha256"] = h.hexdigest()
     wall_s = progress.elapsed()
     return {
         "dtype": np.dtype(dtype).name,

@@ -13,7 +13,7 @@ try:
     from ladder.estimates import memory_warnings
     from ladder.plan import plan, sweep_plan, sweep_sources, wsd_plan
     from ladder.rung import size_of
-    from ladder import tracking
+    from ladder import store, tracking
 except ImportError:
     sys.exit("Ladder is not installed: run `pip install -e .` in the repository root.")
 
@@ -53,6 +53,11 @@ if missing := tracking.missing_packages(STUDY.tracking.tools):
         'run `pip install -e ".[tracking]"`'
     )
 os.environ[tracking.ENV] = tracking.Tracking.for_study(STUDY, RESULTS).to_json()
+# The run store's folder changes no result either (moving it retrains nothing): the train
+# jobs' `ladder store run` reads it from LADDER_STORE, resolved here once (store.dir, else
+# LADDER_STORE, else results/store; `off` when store.enabled is false).
+_store = store.resolve(STUDY.store.dir, STUDY.store.enabled)
+os.environ[store.ENV] = str(_store) if _store else store.OFF
 
 
 wildcard_constraints:

@@ -6,6 +6,7 @@ rule aggregate:
         train=all_runs("train.json"),
         evals=all_runs("eval.json"),
         logs=all_runs("train_log.csv"),
+        sources=all_runs("store.json"),
     output:
         runs=f"{RESULTS}/runs.csv",
         curves=f"{RESULTS}/curves.csv",

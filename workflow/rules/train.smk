@@ -7,6 +7,9 @@
 # CUDA_VISIBLE_DEVICES (Snakemake counts GPUs but does not assign them). The resources
 # are what a workstation schedules on (gpu_percent) and what SLURM is asked for (gpu,
 # cpus_per_task, mem_mb, runtime); none of them changes a result (docs/cluster.md).
+# `ladder store run` wraps training: a run whose key (spec, data hashes, training code) is
+# in the run store is copied from it instead of trained; a run trained here is put in it
+# (ladder.store). store.json says which; the GPU is claimed only for training.
 from ladder import devices
 
 TRAIN_RESOURCES = devices.job_resources("train", RUNGS, STUDY)
@@ -19,10 +22,12 @@ rule train:
         init=wsd_init,
         shards=f"{TOKENS}/shards",
         meta=f"{TOKENS}/meta.json",
+        tokenizer=f"{RESULTS}/tokenizer",
     output:
         model=directory(f"{RESULTS}/runs/{{rung}}/model"),
         log=f"{RESULTS}/runs/{{rung}}/train_log.csv",
         summary=f"{RESULTS}/runs/{{rung}}/train.json",
+        source=f"{RESULTS}/runs/{{rung}}/store.json",
     log:
         f"{LOGS}/train/{{rung}}.log",
     benchmark:
@@ -38,7 +43,10 @@ rule train:
         init=lambda w, input: f"--init-state {input.init}" if input.init else "",
         eval_tokens=STUDY.eval.max_tokens,
     shell:
-        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        "ladder store run --rung-json @{input.spec} --tokens-dir {params.tokens}"
+        " --tokenizer-dir {input.tokenizer} --eval-tokens {params.eval_tokens}"
+        " --out-dir {params.run_dir} {params.init} --"
+        " ladder launch --gpu-percent {resources.gpu_percent} --"
         " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
         " --eval-tokens {params.eval_tokens} --out-dir {params.run_dir} {params.init}"
         " > {log} 2>&1"
