@@ -184,7 +184,8 @@ def fit_curve_law(name: str, curves: Curves, opts: Options) -> tuple[dict, list[
     kit = CURVE_LAWS[name]
     groups, rows = {}, []
     for label, members in curves.groups().items():
-        parts = [(c, fit_steps(c, opts.max_points)) for c in members]
+        cap = min(opts.max_points, getattr(kit, "MAX_POINTS", opts.max_points))
+        parts = [(c, fit_steps(c, cap)) for c in members]
         parts = [(c, s) for c, s in parts if len(s)]
         if sum(len(s) for _, s in parts) < 2 * len(kit.NAMES):
             groups[label] = {"skipped": "too few logged points after the warmup"}
