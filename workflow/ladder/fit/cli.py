@@ -19,7 +19,7 @@ import pandas as pd
 from ladder.errors import failed
 from ladder.fit.annealing import LAMBDA
 from ladder.fit.curve_entry import MAX_POINTS, Options
-from ladder.fit.curve_table import CURVE_LAW_NAMES, fit_curves, write_predictions
+from ladder.fit.curve_table import CURVE_LAW_NAMES, IN_ALL, fit_curves, write_predictions
 from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
@@ -118,7 +118,7 @@ def _curve_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--curves",
         metavar="CURVES.csv",
-        help="with --law all: also fit the curve laws (annealing, multipower, approach1)",
+        help="with --law all: also fit annealing and approach1 to these curves",
     )
     ap.add_argument(
         "--lambda",
@@ -190,7 +190,7 @@ def _estimator_options(ap: argparse.ArgumentParser) -> None:
 
 def _curve_laws(args, skip: bool) -> tuple[dict, list[dict]]:
     """The curve laws asked for: one named law, or with --law all and --curves all three."""
-    laws = list(CURVE_LAW_NAMES) if skip else [args.law]
+    laws = list(IN_ALL) if skip else [args.law]
     cols = CurveColumns(args.run_col, args.step_col, args.lr_col, args.loss_col, args.size_col)
     opts = Options(args.bootstrap, args.seed, args.lam, args.max_points, args.predict_schedule)
     path = args.curves if skip else args.runs

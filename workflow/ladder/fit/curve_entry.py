@@ -93,7 +93,8 @@ def intervals(kit, design, loss, theta, n_runs: int, opts: Options, key: str) ->
     if opts.bootstrap <= 0:
         return {"ci95": {}, "samples": [], "used": 0, "unit": None}
     rng = np.random.default_rng([opts.seed, zlib.crc32(key.encode())])
-    w, label = bootstrap_weights(design, n_runs, opts.bootstrap, rng)
+    B = min(opts.bootstrap, getattr(kit, "BOOTSTRAP_MAX", opts.bootstrap))
+    w, label = bootstrap_weights(design, n_runs, B, rng)
     th, F = kit.fit(design, loss, w, warm=theta)
     th = th[np.isfinite(F)]
     table = [kit.to_params(row) for row in th]
@@ -228,7 +229,7 @@ def fit_one_size(kit, name: str, label: str, parts, opts: Options) -> dict:
         "holdout": holdout(kit, parts, opts.lam),
         "samples": boot["samples"],
         "bootstrap": {
-            "resamples": opts.bootstrap,
+            "resamples": min(opts.bootstrap, getattr(kit, "BOOTSTRAP_MAX", opts.bootstrap)),
             "used": boot["used"],
             "seed": opts.seed,
             "unit": boot["unit"],

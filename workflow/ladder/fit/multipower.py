@@ -40,6 +40,7 @@ METHOD = (
 MAX_POINTS = 100  # per run: each point sums over its whole past
 MAX_BINS = 256  # decayed steps are summed in at most ~this many bins per run (and one per point)
 LR_FLOOR = 1e-6  # lr_k below LR_FLOOR x peak counts as LR_FLOOR x peak in lr_k^-gamma
+BOOTSTRAP_MAX = 50  # resamples: each refit sums over every point's past
 CHUNK = 25  # bootstrap rows refitted at once (each holds a value per (point, step) pair)
 
 
@@ -151,16 +152,15 @@ LOWER = np.array([0.0, -np.inf, 0.0, -np.inf, -30.0, 0.01, 0.0])
 UPPER = np.array([np.inf, np.inf, 3.0, np.inf, 30.0, 5.0, 2.0])
 
 
-def grid_starts(design: Design, loss: np.ndarray, w: np.ndarray, keep: int = 6) -> np.ndarray:
+def grid_starts(design: Design, loss: np.ndarray, w: np.ndarray, keep: int = 3) -> np.ndarray:
     """The `keep` best grid points: for each (alpha, C, beta, gamma), (L0, A, B) by least
     squares of L on (1, area^-alpha, −drop sum) weighted 1/L², scored in log space."""
     q = w[0] / loss**2
     x_typ = np.median(np.exp(-0.5 * design.log_lr) * design.area) if design.area.size else 1.0
     rows = []
     grid = itertools.product(
-        (0.2, 0.4, 0.7), np.log(np.array([0.1, 1.0, 10.0]) / max(x_typ, 1e-30)),
-        (0.3, 0.7), (0.3, 0.6),
-    )  # fmt: skip
+        (0.2, 0.4, 0.7), np.log(np.array([0.1, 1.0, 10.0]) / max(x_typ, 1e-30)), (0.5,), (0.5,)
+    )
     for al, lC, be, ga in grid:
         p = np.exp(-al * design.log_s)
         d = design.summed(design.drop_terms(lC, be, ga)[2][None])[0]
