@@ -23,6 +23,7 @@ from ladder.fit.solver import minimise
 
 LAMBDA = 0.999  # Tissue et al. 2024, §3: the decay factor of the annealing momentum
 ALPHA_MAX = 3.0
+BOOT_RTOL = 1e-9  # a bootstrap refit stops when its Newton decrement is below this x objective
 NAMES = ["L0", "A", "alpha", "C"]
 FORMULA = "L(s) = L0 + A * S1(s)^(-alpha) - C * S2(s)"
 METHOD = (
@@ -152,7 +153,8 @@ def fit_annealing(
         best = int(np.argmin(F))
         return th[best : best + 1], F[best : best + 1]
     starts = np.clip(np.broadcast_to(warm, (len(w), 4)), lower, upper)
-    return minimise(design, starts, y, w, "huber", lower, upper, max_iter=100)
+    # a resample's optimum is needed to interval precision, not the point estimate's
+    return minimise(design, starts, y, w, "huber", lower, upper, max_iter=100, rtol=BOOT_RTOL)
 
 
 fit = fit_annealing  # the interface ladder.fit.curve_entry uses for every curve law

@@ -111,6 +111,7 @@ def load_curves(df: pd.DataFrame, columns: CurveColumns) -> Curves:
 def _curve(run: str, rows: pd.DataFrame, columns: CurveColumns, has_spec: bool) -> Curve | None:
     rows = rows.sort_values(columns.step)
     step = pd.to_numeric(rows[columns.step], errors="coerce").to_numpy(float)
+    rows, step = rows[step != 0], step[step != 0]  # a step-0 row (the loss at init) has no area
     if not np.isfinite(step).all() or (step < 1).any() or (np.diff(step) <= 0).any():
         raise FitError(f"run {run}: column '{columns.step}' must be distinct whole steps >= 1")
     step = step.astype(int)

@@ -25,6 +25,7 @@ import itertools
 import numpy as np
 from scipy import sparse
 
+from ladder.fit.annealing import BOOT_RTOL
 from ladder.fit.curves import Curve
 from ladder.fit.solver import minimise
 
@@ -188,7 +189,7 @@ def fit(design: Design, loss: np.ndarray, w: np.ndarray, warm: np.ndarray | None
     for s in range(0, len(w), CHUNK):
         ww = w[s : s + CHUNK]
         starts = np.clip(np.broadcast_to(warm, (len(ww), 7)), LOWER, UPPER)
-        th, F = minimise(design, starts, y, ww, "huber", LOWER, UPPER, max_iter=100)
+        th, F = minimise(design, starts, y, ww, "huber", LOWER, UPPER, 100, rtol=BOOT_RTOL)
         out_th.append(th)
         out_F.append(F)
     return np.concatenate(out_th), np.concatenate(out_F)
