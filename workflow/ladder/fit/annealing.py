@@ -107,12 +107,15 @@ def to_params(theta: np.ndarray) -> dict[str, float]:
     }
 
 
+# L0 >= 0, alpha in [0, ALPHA_MAX], C >= 0 (annealing lowers the loss). L0 is not bounded by
+# the smallest loss: the annealing term takes a cooled-down run below L0.
+LOWER = np.array([0.0, -np.inf, 0.0, 0.0])
+UPPER = np.array([np.inf, np.inf, ALPHA_MAX, np.inf])
+SEARCH_NAMES = ["L0", "log A", "alpha", "C"]  # the solver's variables, as LOWER/UPPER bound them
+
+
 def bounds(y_loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L0 >= 0, alpha in [0, ALPHA_MAX], C >= 0 (annealing lowers the loss). L0 is not
-    bounded by the smallest loss: the annealing term takes a cooled-down run below L0."""
-    lower = np.array([0.0, -np.inf, 0.0, 0.0])
-    upper = np.array([np.inf, np.inf, ALPHA_MAX, np.inf])
-    return lower, upper
+    return LOWER, UPPER
 
 
 def grid_starts(design: Design, loss: np.ndarray, w: np.ndarray, keep: int = 6) -> np.ndarray:

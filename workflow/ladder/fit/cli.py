@@ -258,6 +258,9 @@ def _warn(result: dict) -> None:
         for text in entry.get("warnings") or []:
             if text not in result["meta"].get("data_warnings", []):
                 print(f"ladder fit: warning: {key}: {text}", file=sys.stderr)
+        for label, group in (entry.get("groups") or {}).items():  # a curve law's, per size
+            for text in group.get("warnings") or []:
+                print(f"ladder fit: warning: {key} {label}: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

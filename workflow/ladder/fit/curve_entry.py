@@ -212,6 +212,17 @@ def fit_curve_law(name: str, curves: Curves, opts: Options) -> tuple[dict, list[
     return entry, rows
 
 
+def at_bounds(kit, theta: np.ndarray) -> list[str]:
+    """A warning per parameter the fit left at a bound of its search (not identified)."""
+    lower, upper = kit.LOWER, kit.UPPER
+    out = []
+    for j, name in enumerate(kit.SEARCH_NAMES):
+        for bound, side in ((lower[j], "lower"), (upper[j], "upper")):
+            if np.isfinite(bound) and abs(theta[j] - bound) <= 1e-6 * max(1.0, abs(bound)):
+                out.append(f"{name} is at its {side} bound {bound:g}: not identified by these runs")
+    return out
+
+
 def fit_one_size(kit, name: str, label: str, parts, opts: Options) -> dict:
     theta, F, design, loss = fit_group(kit, parts, opts.lam)
     params = kit.to_params(theta)
@@ -220,6 +231,7 @@ def fit_one_size(kit, name: str, label: str, parts, opts: Options) -> dict:
     return {
         "runs": [c.run for c, _ in parts],
         "size": parts[0][0].size,
+        "warnings": at_bounds(kit, theta),
         "params": params,
         "ci95": boot["ci95"],
         "n_points": int(design.n),

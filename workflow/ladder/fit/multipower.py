@@ -151,6 +151,7 @@ def to_params(th: np.ndarray) -> dict[str, float]:
 
 LOWER = np.array([0.0, -np.inf, 0.0, -np.inf, -30.0, 0.01, 0.0])
 UPPER = np.array([np.inf, np.inf, 3.0, np.inf, 30.0, 5.0, 2.0])
+SEARCH_NAMES = ["L0", "log A", "alpha", "log B", "log C", "beta", "gamma"]
 
 
 def grid_starts(design: Design, loss: np.ndarray, w: np.ndarray, keep: int = 3) -> np.ndarray:
