@@ -84,7 +84,8 @@ CURVE_SPEC = {
 
 
 def curves(plan_rows: list[dict], runs_dir: Path) -> pd.DataFrame:
-    """Every rung's train_log.csv, long format: rung, the log's columns, CURVE_SPEC's."""
+    """Every rung's train_log.csv, long format: rung, the log's columns, CURVE_SPEC's and
+    `diverged` (0/1, from train.json)."""
     frames = []
     for plan_row in plan_rows:
         rid = plan_row["id"]
@@ -95,6 +96,7 @@ def curves(plan_rows: list[dict], runs_dir: Path) -> pd.DataFrame:
         for col, key in CURVE_SPEC.items():
             # the trainer's own parameter counts win over the plan's arithmetic (as runs.csv)
             log[col] = train.get(key, spec.get(key)) if key.startswith("params") else spec.get(key)
+        log["diverged"] = int(bool(train.get("diverged")))  # the curve laws leave these out
         frames.append(log)
     return pd.concat(frames, ignore_index=True)
 
