@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -277,6 +278,13 @@ def test_a_wsd_sweep_tunes_the_stable_run_and_its_branches(tmp_path):
         assert json.loads((res / f"runs/{rung}/rung.json").read_text())["lr"] == best
         log = list(csv.DictReader((res / f"runs/{rung}/train_log.csv").open()))
         assert max(float(row["lr"]) for row in log) == pytest.approx(best)
+    # curves.csv carries each branch's schedule, and it recomputes every logged lr exactly
+    from ladder.fit.curves import CurveColumns, load_curves
+
+    table = pd.read_csv(res / "curves.csv")
+    assert (table["lr_peak"] == best).all() and set(table["schedule"]) == {"wsd"}
+    curves = load_curves(table, CurveColumns())  # a logged lr off its schedule: FitError
+    assert {c.run: c.n_steps for c in curves.curves} == {"L1-d16-T8.19K": 8, "L1-d16-T16.4K": 16}
 
 
 def test_a_wsd_sweep_of_batch_sizes_is_refused(base_config):

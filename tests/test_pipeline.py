@@ -51,6 +51,30 @@ def test_artifacts(study):
 
 
 @pytest.mark.slow
+def test_curve_laws_on_the_real_curves(study):
+    """The tiny study's curves through the whole path: curves.csv's schedule columns give
+    back every logged lr, the fit rule fits the annealing law per size and Approach 1, and
+    report.md has their section."""
+    import pandas as pd
+
+    from ladder.fit.curves import CurveColumns, load_curves
+
+    res = study / "results/tiny"
+    table = pd.read_csv(res / "curves.csv")
+    curves = load_curves(table, CurveColumns())  # a logged lr off its schedule: FitError
+    assert len(curves.curves) == 4 and all(c.n_steps == 16 for c in curves.curves)
+    laws = json.loads((res / "fits.json").read_text())["laws"]
+    groups = laws["annealing"]["groups"]
+    assert len(groups) == 4  # one size per rung here
+    for group in groups.values():
+        assert all(math.isfinite(v) for v in group["params"].values())
+        assert 0 <= group["mare_mean"] < 0.1
+    assert "approach1" in laws
+    text = (res / "report/report.md").read_text()
+    assert "## Whole learning curves" in text and "**annealing**" in text
+
+
+@pytest.mark.slow
 def test_checkpoint_loads_with_from_pretrained(study):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -20,6 +20,9 @@ import pytest
 
 from ladder import fit
 from ladder.artifacts import REPORT_PLOTS
+from ladder.fit.curve_entry import Options
+from ladder.fit.curve_table import CURVE_LAW_NAMES, IN_ALL, fit_curves
+from ladder.fit.curves import CurveColumns
 from ladder.fit.table import write_fits
 from ladder.report import allocation, build, cli, curves, inputs, laws, make_report
 from tests.conftest import ALPHA, BETA, ROOT, A, B, E, runs_table
@@ -40,6 +43,9 @@ def curves_table(runs: pd.DataFrame, points: int = 30) -> pd.DataFrame:
                     "loss_nats": loss,
                     "val_loss_nats": loss if step in (3, 10, points) else np.nan,
                     "lr": 1e-3,
+                    "params_non_embedding": r["params_non_embedding"],
+                    "flops_per_token": r["flops"] / r["tokens"],
+                    "batch_tokens": r["tokens"] / points,
                 }
             )
     return pd.DataFrame(rows)
@@ -54,7 +60,11 @@ def write_study(folder: Path, runs: pd.DataFrame, curves: pd.DataFrame | None = 
         "config": folder / "study.yaml",
     }
     runs.to_csv(paths["runs"], index=False)
-    write_fits(paths["fits"], fit.fit_table(runs, bootstrap=40, seed=0))
+    fits = fit.fit_table(runs, bootstrap=40, seed=0)
+    if curves is not None:  # the curve laws, as `ladder fit --law all --curves` adds them
+        opts = Options(bootstrap=20)
+        fits["laws"].update(fit_curves(curves, list(IN_ALL), CurveColumns(), opts, skip=True)[0])
+    write_fits(paths["fits"], fits)
     paths["meta"].write_text(json.dumps({"entropy_nats_per_token": E}))
     paths["config"].write_text(
         "study: synthetic\nladder: {widths: [32, 64, 96, 128, 160]}\n"
@@ -226,7 +236,13 @@ def test_report_md_numbers_match_the_tables(full):
         ):
             assert close(row[col], runs.loc[row["rung"], col]), (row["rung"], col)
     fitted = md_table(text, "law parameter value")
-    assert {r["law"] for r in fitted} == {k for k, v in laws.items() if "skipped" not in v}
+    runs_laws = {k: v for k, v in laws.items() if k not in CURVE_LAW_NAMES}
+    assert {r["law"] for r in fitted} == {k for k, v in runs_laws.items() if "skipped" not in v}
+    # the laws of whole curves have their own section: each size's error, the held-out check
+    groups = laws["annealing"]["groups"].values()
+    held = [v for g in groups for v in g["holdout"]["predicted"].values()]
+    assert "held-out-schedule check (annealing)" in text and "Approach 1 (Hoffmann" in text
+    assert f"(worst {max(held):.2%})" in text
     for row in fitted:
         entry = laws[row["law"]]
         assert close(row["value"], entry["params"][row["parameter"]])

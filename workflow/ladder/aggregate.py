@@ -26,14 +26,21 @@ TRAIN_KEYS = ("wall_s", "tokens_per_s", "mfu", "device", "precision", "world_siz
 EVAL_KEYS = ("loss_nats", "bits_per_byte", "eval_tokens")
 
 
-def rung_row(plan_row: dict, run_dir: Path) -> dict:
-    train = json.loads((run_dir / "train.json").read_text())
-    evaluation = json.loads((run_dir / "eval.json").read_text())
-    spec = run_dir / "rung.json"  # the final spec: a swept size's tuned lr/batch live here
+def final_spec(plan_row: dict, run_dir: Path) -> dict:
+    """The plan row with the rung's final spec over it (rung.json: a swept size's tuned
+    lr/batch live there)."""
+    spec = run_dir / "rung.json"
     if spec.exists():
         tuned = json.loads(spec.read_text())
         plan_row = {**plan_row, **{k: v for k, v in tuned.items() if k in plan_row}}
         plan_row["flops"] = plan_row["flops_per_token"] * plan_row["tokens"]
+    return plan_row
+
+
+def rung_row(plan_row: dict, run_dir: Path) -> dict:
+    train = json.loads((run_dir / "train.json").read_text())
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    plan_row = final_spec(plan_row, run_dir)
     row = {"rung": plan_row["id"], **{k: v for k, v in plan_row.items() if k != "id"}}
     # the trainer's own counts (from the real model) win over the plan's arithmetic
     for key in ("params_total", "params_embedding", "params_head", "params_non_embedding"):
@@ -68,11 +75,37 @@ def source_columns(run_dir: Path) -> dict:
     }
 
 
-def curves(run_ids: list[str], runs_dir: Path) -> pd.DataFrame:
+# curves.csv: after the log's columns, each run's schedule (so that `ladder fit --law
+# annealing` recomputes the lr of *every* step, not only the logged ones: ladder.schedule)
+# and its size and FLOPs per token (Approach 1's compute, the size-aware law's N)
+CURVE_SPEC = {
+    "schedule": "schedule",
+    "lr_peak": "lr",
+    "warmup_frac": "warmup_frac",
+    "min_lr_frac": "min_lr_frac",
+    "decay_frac": "decay_frac",
+    "steps_total": "steps",
+    "batch_tokens": "batch_tokens",
+    "params_non_embedding": "params_non_embedding",
+    "params_total": "params_total",
+    "flops_per_token": "flops_per_token",
+}
+
+
+def curves(plan_rows: list[dict], runs_dir: Path) -> pd.DataFrame:
+    """Every rung's train_log.csv, long format: rung, the log's columns, CURVE_SPEC's and
+    `diverged` (0/1, from train.json)."""
     frames = []
-    for rid in run_ids:
+    for plan_row in plan_rows:
+        rid = plan_row["id"]
+        spec = final_spec(plan_row, runs_dir / rid)
+        train = json.loads((runs_dir / rid / "train.json").read_text())
         log = pd.read_csv(runs_dir / rid / "train_log.csv")
         log.insert(0, "rung", rid)
+        for col, key in CURVE_SPEC.items():
+            # the trainer's own parameter counts win over the plan's arithmetic (as runs.csv)
+            log[col] = train.get(key, spec.get(key)) if key.startswith("params") else spec.get(key)
+        log["diverged"] = int(bool(train.get("diverged")))  # the curve laws leave these out
         frames.append(log)
     return pd.concat(frames, ignore_index=True)
 
@@ -98,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame([rung_row(r, runs_dir / r["id"]) for r in plan_rows])
     write_text(args.out, table.to_csv(index=False))
     if args.curves:
-        ids = [r["id"] for r in plan_rows]
-        write_text(args.curves, curves(ids, runs_dir).to_csv(index=False))
+        write_text(args.curves, curves(plan_rows, runs_dir).to_csv(index=False))
     n_bad = int(table["diverged"].sum())
     print(f"aggregated {len(table)} rungs into {args.out} ({n_bad} diverged)")
     return 0

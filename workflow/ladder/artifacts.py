@@ -45,6 +45,7 @@ REPORT_PLOTS: dict[str, tuple[str, str]] = {
     "compute_frontier": ("2. Compute-optimal allocation", "Frontier and N, D lines"),
     "isoflop": ("2. Compute-optimal allocation", "IsoFLOP curves"),
     "learning_curves": ("3. Learning curves", "Loss vs tokens, every rung"),
+    "curve_fits": ("3. Learning curves", "Annealing law: fitted vs observed"),
     "scale_sensitivity": ("4. Scale properties", "Sensitivity: exponents"),
     "self_similarity": ("4. Scale properties", "Self-similarity: curve collapse"),
     "scale_independence": ("4. Scale properties", "Independence: exponent vs scale"),

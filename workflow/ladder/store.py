@@ -84,7 +84,16 @@ OUTPUTS = (MODEL_DIR, TRAIN_LOG_CSV, TRAIN_JSON)
 NOT_IN_KEY = ("id", "design", "budget_flops", "log_every_s", "checkpoint_minutes")
 # the modules whose code decides a run's weights and curve (ladder.train's imports that
 # compute); their AST is hashed, so a comment or docstring-free reformat retrains nothing
-TRAINING_CODE = ("train.py", "model.py", "mup.py", "loss.py", "shards.py", "runtime.py", "rung.py")
+TRAINING_CODE = (
+    "train.py",
+    "model.py",
+    "mup.py",
+    "loss.py",
+    "shards.py",
+    "runtime.py",
+    "rung.py",
+    "schedule.py",
+)
 LIBRARIES = ("torch", "transformers", "numpy")
 HEARTBEAT_S = 30.0
 STALE_S = 300.0  # a lock untouched this long lost its holder (another host, a lost node)

@@ -64,7 +64,7 @@ from ladder.artifacts import (
 from ladder.errors import DataError, failed
 from ladder.loss import IGNORE, LossModel, mean_loss, targets_of
 from ladder.model import build_model, count_params, flops_per_token, param_groups, save_model
-from ladder.rung import Rung, decay_start, format_count
+from ladder.rung import Rung, format_count
 from ladder.runtime import (
     autocast_for,
     job_threads,
@@ -75,6 +75,7 @@ from ladder.runtime import (
     set_threads,
     use_cuda,
 )
+from ladder.schedule import Schedule
 from ladder.shards import (
     EVAL_TOKENS,
     TokenSequence,
@@ -116,32 +117,9 @@ RUNTIME_FIELDS = {"device", "compile", "threads", "gpus", "log_every_s", "checkp
 
 
 def lr_at(step: int, r: Rung) -> float:
-    """Learning rate of step `step` (0-based) of `r.steps`.
-
-    Linear warmup over round(warmup_frac·steps) steps, then
-    - cosine: half a cosine from lr to min_lr_frac·lr, reached at the last step;
-    - constant: lr;
-    - wsd: lr until the last round(decay_frac·steps) steps, then the "1 − sqrt" cooldown
-      to min_lr_frac·lr (Hägele et al. 2024, https://arxiv.org/abs/2405.18392, §3).
-    """
-    n, peak = r.steps, r.lr
-    low = r.lr * r.min_lr_frac
-    warm = min(n, round(r.warmup_frac * n))
-    if step < warm:
-        return peak * (step + 1) / warm
-    if r.schedule == "constant":
-        return peak
-    if r.schedule == "cosine":
-        p = (step - warm) / max(1, n - 1 - warm)
-        return low + (peak - low) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
-    if r.schedule == "wsd":
-        start = decay_start(n, warm, r.decay_frac)
-        decay = n - start
-        if step < start or decay == 0:
-            return peak
-        q = (step - start + 1) / decay
-        return low + (peak - low) * (1 - math.sqrt(q))
-    raise ValueError(f"schedule '{r.schedule}' is not one of cosine, constant, wsd")
+    """Learning rate of step `step` (0-based) of `r.steps`: warmup, then cosine, constant or
+    WSD (ladder.schedule, which `ladder fit` also uses to recompute every step's lr)."""
+    return Schedule.of(r).lr_at(step)
 
 
 def eval_steps(r: Rung) -> set[int]:

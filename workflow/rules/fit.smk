@@ -24,7 +24,8 @@ rule aggregate:
 
 rule fit:
     input:
-        f"{RESULTS}/runs.csv",
+        runs=f"{RESULTS}/runs.csv",
+        curves=f"{RESULTS}/curves.csv",
     output:
         f"{RESULTS}/fits.json",
     log:
@@ -35,5 +36,5 @@ rule fit:
         bootstrap=STUDY.fit.bootstrap,
         seed=STUDY.seed,
     shell:
-        "ladder fit {input} --law all --bootstrap {params.bootstrap} --seed {params.seed}"
-        " --out {output} > {log} 2>&1"
+        "ladder fit {input.runs} --law all --curves {input.curves}"
+        " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -22,6 +22,10 @@ The public API (the report and the docs use only these):
         Which CSV columns hold N, D, C and the loss; every problem with the input (`main`
         prints it on one line and returns 2).
 
+    fit_curves(df, laws, columns, opts, skip=False) -> (entries, predicted rows)
+        The laws of whole learning curves ("annealing", "multipower", "approach1") fitted to
+        a curves table (docs/fitting.md, "Laws of whole learning curves").
+
 Keys of fits.json["laws"]: "power_{params,tokens,compute}" and the same with "_no_offset",
 "chinchilla", "kaplan", "isoflop", "frontier". An entry is {"skipped": reason} when
 `--law all` finds that the data cannot support the law, else it holds "law", "x", "formula",
@@ -44,10 +48,17 @@ All fits work on log loss. Modules, each importing only from those above it:
     extrapolation  refit without the largest compute, predict it with a 95% interval
     entry          fit_law: one law -> one fits.json entry
     table          fit_table, to_json, write_fits
+    curves         the curves table (curves.csv): every run's curve and the lr of every step
+    annealing      L(s) = L0 + A S1^-alpha - C S2 (Tissue et al. 2024): areas, model, estimator
+    multipower     Luo et al. 2025's multi-power law: model, estimator
+    approach1      Approach 1 on the envelope of every curve (Hoffmann et al. 2022)
+    curve_entry    fit_curve_law: one curve law -> one fits.json entry, per model size
+    curve_table    fit_curves (the curve laws' part of fits.json), write_predictions
     cli            the command line (main)
 """
 
 from ladder.fit.cli import main
+from ladder.fit.curve_table import fit_curves
 from ladder.fit.frontier import frontier_mask
 from ladder.fit.isoflop import isoflop_curve, isoflop_parabola
 from ladder.fit.predict import optimal_allocation, predict
@@ -58,6 +69,7 @@ __all__ = [
     "Columns",
     "FitError",
     "budgets",
+    "fit_curves",
     "fit_table",
     "frontier_mask",
     "isoflop_curve",

@@ -1,17 +1,26 @@
 """`ladder fit RUNS.csv --law all --bootstrap 1000 --seed 0 --out fits.json`: read the table,
 fit_table, write fits.json (or print it) and a one-line summary per law.
 
+`ladder fit CURVES.csv --law annealing|multipower|approach1` fits a law of whole learning
+curves instead (ladder.fit.curve_table); `--law all --curves CURVES.csv` adds them to the
+runs' laws in one fits.json.
+
 Every problem with the input is a FitError, printed on one line with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import pandas as pd
 
 from ladder.errors import failed
+from ladder.fit.annealing import LAMBDA
+from ladder.fit.curve_entry import MAX_POINTS, Options
+from ladder.fit.curve_table import CURVE_LAW_NAMES, IN_ALL, fit_curves, write_predictions
+from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError
@@ -33,12 +42,28 @@ def _summary(result: dict) -> str:
         if "skipped" in entry:
             lines.append(f"{key}: skipped ({entry['skipped']})")
             continue
+        if "groups" in entry:  # a curve law: one fit per model size
+            lines += _curve_summary(key, entry)
+            continue
         parts = []
         for name, value in entry["params"].items():
             ci = entry["ci95"].get(name)
             parts.append(f"{name}={value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""))
         lines.append(f"{key}: " + ", ".join(parts))
     return "\n".join(lines)
+
+
+def _curve_summary(key: str, entry: dict) -> list[str]:
+    lines = []
+    for label, group in entry["groups"].items():
+        if "skipped" in group:
+            lines.append(f"{key} {label}: skipped ({group['skipped']})")
+            continue
+        parts = [f"{name}={value:.4g}" for name, value in group["params"].items()]
+        held = group["holdout"].get("mare_mean")
+        extra = f", held-out MARE {held:.2%}" if held is not None else ""
+        lines.append(f"{key} {label}: {', '.join(parts)} (MARE {group['mare_mean']:.2%}{extra})")
+    return lines
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--law",
         required=True,
-        choices=[*LAWS, "all"],
-        help="law to fit; 'all' fits every law the data supports",
+        choices=[*LAWS, *CURVE_LAW_NAMES, "all"],
+        help="law to fit; 'all' fits every law the data supports; annealing, multipower and "
+        "approach1 read a curves table (curves.csv)",
     )
     ap.add_argument(
         "--x",
@@ -78,7 +104,48 @@ def _parser() -> argparse.ArgumentParser:
             help=f"{symbol} column (default {default}{extra})",
         )
     _estimator_options(ap)
+    _curve_options(ap)
     return ap
+
+
+def _curve_options(ap: argparse.ArgumentParser) -> None:
+    """The curve laws' columns and options (ladder.fit.curve_table)."""
+    d = CurveColumns()
+    for flag, default in (("run", d.run), ("step", d.step), ("lr", d.lr), ("size", d.size)):
+        ap.add_argument(
+            f"--{flag}-col", metavar="COL", default=default, help=f"curves: (default {default})"
+        )
+    ap.add_argument(
+        "--curves",
+        metavar="CURVES.csv",
+        help="with --law all: also fit annealing and approach1 to these curves",
+    )
+    ap.add_argument(
+        "--lambda",
+        dest="lam",
+        type=float,
+        default=LAMBDA,
+        help=f"annealing momentum (Tissue et al. 2024; default {LAMBDA})",
+    )
+    ap.add_argument(
+        "--max-points",
+        type=int,
+        default=MAX_POINTS,
+        help=f"curve points per run a fit uses, thinned evenly (default {MAX_POINTS})",
+    )
+    ap.add_argument(
+        "--predict-schedule",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="NAME[:key=value,...], NAME one of cosine, constant, wsd, keys steps, lr, "
+        "warmup_frac, min_lr_frac, decay_frac (default: the size's longest run's); repeatable",
+    )
+    ap.add_argument(
+        "--predict-out",
+        metavar="CSV",
+        help="where the predicted curves go (default: predictions.csv beside --out)",
+    )
 
 
 def _estimator_options(ap: argparse.ArgumentParser) -> None:
@@ -121,36 +188,79 @@ def _estimator_options(ap: argparse.ArgumentParser) -> None:
     )
 
 
+def _curve_laws(args, skip: bool) -> tuple[dict, list[dict]]:
+    """The curve laws asked for: one named law, or with --law all and --curves all three."""
+    laws = list(IN_ALL) if skip else [args.law]
+    cols = CurveColumns(args.run_col, args.step_col, args.lr_col, args.loss_col, args.size_col)
+    opts = Options(args.bootstrap, args.seed, args.lam, args.max_points, args.predict_schedule)
+    path = args.curves if skip else args.runs
+    return fit_curves(_read_csv(path), laws, cols, opts, skip)
+
+
+def _curves_only(args) -> dict:
+    entries, rows = _curve_laws(args, skip=False)
+    return {"laws": entries, "meta": {"curves": args.runs}, "_predicted": rows}
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cols = Columns(args.params_col, args.tokens_col, args.compute_col, args.loss_col)
     try:
-        result = fit_table(
-            _read_csv(args.runs),
-            args.law,
-            args.x,
-            not args.no_offset,
-            cols,
-            args.bootstrap,
-            args.seed,
-            args.budget_tol,
-            args.isoflop_method,
-            args.loss_noise,
-        )
+        if args.law in CURVE_LAW_NAMES:
+            result = _curves_only(args)
+        else:
+            result = _runs_table(args, cols)
+        rows = result.pop("_predicted", [])
     except FitError as e:
         return failed("ladder fit", e)
-    for text in result["meta"]["data_warnings"]:
-        print(f"ladder fit: warning: {text}", file=sys.stderr)
-    for key, entry in result["laws"].items():  # each law's own, besides the data's above
-        for text in entry.get("warnings") or []:
-            if text not in result["meta"]["data_warnings"]:
-                print(f"ladder fit: warning: {key}: {text}", file=sys.stderr)
+    _warn(result)
     if args.out is None:
         print(to_json(result), end="")
     else:
         write_fits(args.out, result)
         print(_summary(result))
+    if args.predict_schedule:
+        beside = os.path.dirname(args.out or "") or "."
+        path = args.predict_out or os.path.join(beside, "predictions.csv")
+        write_predictions(path, rows)
+        print(f"predicted curves: {path}", file=sys.stderr)
     return 0
+
+
+def _runs_table(args, cols: Columns) -> dict:
+    """fits.json from a runs table (and, with --law all --curves, the curve laws)."""
+    if args.curves and args.law != "all":
+        raise FitError("--curves goes with --law all (a curve law reads CURVES.csv itself)")
+    result = fit_table(
+        _read_csv(args.runs),
+        args.law,
+        args.x,
+        not args.no_offset,
+        cols,
+        args.bootstrap,
+        args.seed,
+        args.budget_tol,
+        args.isoflop_method,
+        args.loss_noise,
+    )
+    if args.curves:
+        entries, rows = _curve_laws(args, skip=True)
+        result["laws"].update(entries)
+        result["meta"]["curves"] = args.curves
+        result["_predicted"] = rows
+    return result
+
+
+def _warn(result: dict) -> None:
+    for text in result["meta"].get("data_warnings", []):
+        print(f"ladder fit: warning: {text}", file=sys.stderr)
+    for key, entry in result["laws"].items():  # each law's own, besides the data's above
+        for text in entry.get("warnings") or []:
+            if text not in result["meta"].get("data_warnings", []):
+                print(f"ladder fit: warning: {key}: {text}", file=sys.stderr)
+        for label, group in (entry.get("groups") or {}).items():  # a curve law's, per size
+            for text in group.get("warnings") or []:
+                print(f"ladder fit: warning: {key} {label}: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

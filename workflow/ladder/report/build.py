@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ladder.artifacts import REPORT_MD, REPORT_PLOTS, write_text
 from ladder.report.allocation import plot_compute_frontier, plot_isoflop
+from ladder.report.curve_laws import plot_curve_fits
 from ladder.report.curves import plot_learning_curves
 from ladder.report.figure import save_figure
 from ladder.report.inputs import ReportInputs
@@ -42,6 +43,7 @@ def make_report(study: ReportInputs, out_dir: str | os.PathLike) -> list[Path]:
         "compute_frontier": lambda: plot_compute_frontier(study),
         "isoflop": lambda: plot_isoflop(study),
         "learning_curves": lambda: plot_learning_curves(study),
+        "curve_fits": lambda: plot_curve_fits(study),
         "scale_sensitivity": lambda: plot_scale_sensitivity(study),
         "self_similarity": lambda: plot_self_similarity(study, sim),
         "scale_independence": lambda: plot_scale_independence(study, ind),

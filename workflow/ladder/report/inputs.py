@@ -15,6 +15,7 @@ import pandas as pd
 
 from ladder import fit
 from ladder.fit import truthy
+from ladder.fit.curve_table import CURVE_LAW_NAMES
 
 # axis variable -> (fit.py symbol, label with unit, target names accepted on the CLI)
 AXES = {
@@ -35,6 +36,7 @@ class ReportInputs:
     entropy_nats: float | None = None
     config: dict | None = None
     target: tuple[str, float] | None = None  # (axis variable, value), e.g. ("params", 1e9)
+    curve_laws: dict[str, dict] = field(default_factory=dict)  # annealing, multipower, approach1
 
     def column(self, var: str) -> str:
         """The runs.csv column the fits used for a variable (fits.json meta), else the default."""
@@ -133,7 +135,10 @@ def load(
         runs.insert(0, "rung", [f"row {i + 1}" for i in range(len(runs))])
     runs["rung"] = runs["rung"].astype(str)
     fits = json.loads(Path(fits_json).read_text())
-    study = ReportInputs(runs, fits.get("laws", {}), fits.get("meta", {}))
+    laws = fits.get("laws", {})
+    # the laws of whole curves have their own section (ladder.report.curve_laws)
+    curve_laws = {k: laws.pop(k) for k in CURVE_LAW_NAMES if k in laws}
+    study = ReportInputs(runs, laws, fits.get("meta", {}), curve_laws=curve_laws)
     loss_col = study.fit_columns().loss
     if loss_col not in runs.columns:
         raise ValueError(f"{runs_csv} has no loss column '{loss_col}'")

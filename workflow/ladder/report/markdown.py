@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ladder.artifacts import REPORT_PLOTS
+from ladder.report.curve_laws import section_curve_laws
 from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.predictions import ALLOCATORS, allocation_band, target_predictions
 from ladder.report.scale import exponents, sensitivity, verdict
@@ -504,6 +505,8 @@ def render(study: ReportInputs, sim: dict, ind: dict[str, dict]) -> str:
         section_laws(study),
         "## Compute-optimal allocation",
         section_allocation(study),
+        "## Whole learning curves",
+        section_curve_laws(study),
         "## Extrapolation check",
         section_extrapolation(study),
         "## Scale properties",

@@ -1,0 +1,168 @@
+"""Laws of whole learning curves (ladder.fit.annealing, multipower, approach1): synthetic
+curves drawn from known parameters under cosine, constant and WSD schedules with noise, the
+schedule recomputed from curves.csv, and the `ladder fit CURVES.csv` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ladder.fit import annealing, multipower
+from ladder.fit.cli import main as fit_main
+from ladder.fit.curve_entry import Options, fit_curve_law, predicted_curve
+from ladder.fit.curves import Curve, CurveColumns, Curves
+from ladder.schedule import Schedule, parse_spec
+from ladder.train import lr_at
+from tests.conftest import tiny_rung
+
+TRUE = {"L0": 2.5, "A": 1.2, "alpha": 0.45, "C": 0.6}  # Tissue et al.'s law
+BASE = {"steps": 2000, "lr": 3e-3, "warmup_frac": 0.02, "min_lr_frac": 0.0}
+SCHEDULES = {
+    "cosine": Schedule(schedule="cosine", **BASE),
+    "constant": Schedule(schedule="constant", **BASE),
+    "wsd": Schedule(schedule="wsd", decay_frac=0.2, **BASE),
+}
+NOISE = 0.003  # sd of log loss, about a small run's step-to-step noise
+
+
+def synthetic(name: str, sched: Schedule, kit=annealing, params=TRUE, every=1, seed=0) -> Curve:
+    """A run's curve under `sched` from the law's own formula, with lognormal noise."""
+    steps = np.arange(1, sched.steps + 1, every)
+    curve = Curve(name, steps, np.ones(len(steps)), sched.lrs(), 1e5, None, sched)
+    curve.warmup_steps = sched.warmup_steps
+    clean = kit.loss_of(kit.Design([(curve, steps)], annealing.LAMBDA), params)
+    rng = np.random.default_rng([seed, len(name)])
+    curve.loss = clean * np.exp(rng.normal(0, NOISE, len(steps)))
+    return curve
+
+
+def curves_csv(curves: list[Curve], path) -> None:
+    """The curves as ladder.aggregate writes curves.csv (with each run's schedule)."""
+    rows = []
+    for c in curves:
+        s = c.schedule
+        for step, loss in zip(c.steps, c.loss, strict=True):
+            rows.append(
+                {"rung": c.run, "step": step, "tokens": step * 1024, "loss_nats": loss}
+                | {"lr": c.lrs[step - 1], "schedule": s.schedule, "lr_peak": s.lr}
+                | {"warmup_frac": s.warmup_frac, "min_lr_frac": s.min_lr_frac}
+                | {"decay_frac": s.decay_frac, "steps_total": s.steps, "batch_tokens": 1024}
+                | {"params_non_embedding": c.size, "flops_per_token": 6 * c.size}
+            )
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("name", ["cosine", "constant", "wsd"])
+def test_schedule_lrs_are_the_trainers(name):
+    r = tiny_rung(tokens=1024 * 300, schedule=name, warmup_frac=0.1, min_lr_frac=0.1)
+    sched = Schedule.of(r)
+    assert np.array_equal(sched.lrs(), [lr_at(s, r) for s in range(r.steps)])
+    assert parse_spec("wsd:decay_frac=0.3,steps=50", sched) == Schedule(
+        50, r.lr, "wsd", 0.1, 0.1, 0.3
+    )
+    with pytest.raises(ValueError, match="not one of cosine"):
+        parse_spec("linear", sched)
+
+
+def test_annealing_recovers_the_parameters():
+    curves = [synthetic(n, s) for n, s in SCHEDULES.items()]
+    entry, _ = fit_curve_law("annealing", Curves(curves, CurveColumns()), Options(bootstrap=50))
+    group = entry["groups"]["N=1e+05"]
+    for name, value in TRUE.items():
+        assert group["params"][name] == pytest.approx(value, rel=0.02), name
+        lo, hi = group["ci95"][name]
+        assert lo <= group["params"][name] <= hi
+    assert all(v < 1.5 * NOISE for v in group["mare"].values())  # the noise's own ~0.8 sd
+    assert group["holdout"]["mare_mean"] < 0.01
+
+
+@pytest.mark.parametrize("held", ["cosine", "constant", "wsd"])
+def test_two_schedules_predict_the_third(held):
+    train = [synthetic(n, s) for n, s in SCHEDULES.items() if n != held]
+    opts = Options(bootstrap=0, predict=(held,))
+    entry, rows = fit_curve_law("annealing", Curves(train, CurveColumns()), opts)
+    group = entry["groups"]["N=1e+05"]
+    steps, _, pred, _, _ = predicted_curve(annealing, group["params"], [], SCHEDULES[held], 0.999)
+    truth = synthetic(held, SCHEDULES[held])
+    late = steps > SCHEDULES[held].warmup_steps
+    clean = annealing.loss_of(annealing.Design([(truth, steps[late])], 0.999), TRUE)
+    assert np.mean(np.abs(pred[late] - clean) / clean) < 0.01
+    assert len(rows) == len(steps) and rows[-1]["loss_nats"] == pytest.approx(pred[-1])
+
+
+def test_multipower_fits_and_predicts():
+    true = {"L0": 2.5, "A": 0.8, "alpha": 0.5, "B": 300.0, "C": 2.0, "beta": 0.6, "gamma": 0.6}
+    base = {**BASE, "steps": 1000, "lr": 3e-4}
+    cos, wsd = Schedule(schedule="cosine", **base), Schedule(schedule="wsd", **base)
+    train = [synthetic(n, s, multipower, true, every=10) for n, s in (("c", cos), ("w", wsd))]
+    entry, _ = fit_curve_law("multipower", Curves(train, CurveColumns()), Options(bootstrap=0))
+    group = entry["groups"]["N=1e+05"]
+    assert set(group["params"]) == set(multipower.NAMES)
+    assert group["mare_mean"] < 1.5 * NOISE
+    const = Schedule(schedule="constant", **base)
+    steps, _, pred, _, _ = predicted_curve(multipower, group["params"], [], const, 0.999)
+    truth = synthetic("k", const, multipower, true)
+    clean = multipower.loss_of(multipower.Design([(truth, steps)]), true)
+    late = steps > const.warmup_steps
+    assert np.mean(np.abs(pred[late] - clean[late]) / clean[late]) < 0.01
+
+
+def test_cli_fits_predicts_and_approach1(tmp_path):
+    curves = [synthetic(n, s, every=4) for n, s in SCHEDULES.items()]
+    # Approach 1: Chinchilla-like curves, L = E + A/N^a + B/D^b, for four sizes
+    for n in (1e5, 3e5, 1e6, 3e6):
+        sched = Schedule(steps=400, lr=1e-3, schedule="constant")
+        steps = np.arange(1, 401, 2)
+        D = steps * 1024.0 * (n / 1e5)  # larger sizes see more tokens per step here
+        loss = 1.7 + 400 / n**0.34 + 400 / D**0.28
+        c = Curve(f"N{n:g}", steps, loss, sched.lrs(), n, 6 * n, sched, 0, 1024.0 * n / 1e5)
+        curves.append(c)
+    path = tmp_path / "curves.csv"
+    curves_csv(curves[:3], path)
+    out, pred = tmp_path / "fits.json", tmp_path / "pred.csv"
+    argv = [str(path), "--law", "annealing", "--bootstrap", "20", "--out", str(out)]
+    assert (
+        fit_main([*argv, "--predict-schedule", "wsd:decay_frac=0.3", "--predict-out", str(pred)])
+        == 0
+    )
+    entry = json.loads(out.read_text())["laws"]["annealing"]
+    group = entry["groups"]["N=1e+05"]
+    assert group["params"]["alpha"] == pytest.approx(TRUE["alpha"], rel=0.03)
+    assert set(group["mare"]) == set(SCHEDULES)
+    table = pd.read_csv(pred)
+    assert (table["spec"] == "wsd:decay_frac=0.3").all() and table["step"].max() == 2000
+    assert group["predictions"][0]["final_loss_nats"] == pytest.approx(table["loss_nats"].iloc[-1])
+
+    rows = []
+    for c in curves[3:]:
+        for s, loss in zip(c.steps, c.loss, strict=True):
+            rows.append({"rung": c.run, "step": s, "loss_nats": loss, "lr": c.lrs[s - 1]})
+            rows[-1] |= {"params_non_embedding": c.size, "flops_per_token": 6 * c.size}
+            rows[-1] |= {"batch_tokens": c.batch_tokens}
+    # without schedule columns the table must log every step (these log every other one)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert fit_main([str(path), "--law", "approach1", "--out", str(out)]) == 2
+    pd.DataFrame(rows).assign(step=lambda d: d.groupby("rung").cumcount() + 1).to_csv(path)
+    assert fit_main([str(path), "--law", "approach1", "--bootstrap", "30", "--out", str(out)]) == 0
+    a1 = json.loads(out.read_text())["laws"]["approach1"]
+    assert 0 < a1["params"]["a"] < 1 and a1["ci95"]["a"][0] <= a1["params"]["a"]
+    assert len(a1["sizes_on_envelope"]) >= 2
+
+
+def test_cli_bad_curves_name_the_problem(tmp_path, capsys):
+    curves = [synthetic("cos", SCHEDULES["cosine"], every=50)]
+    path = tmp_path / "curves.csv"
+    curves_csv(curves, path)
+    table = pd.read_csv(path)
+    table.loc[3, "lr"] *= 1.5  # a logged lr that is not the schedule's
+    table.to_csv(path, index=False)
+    assert fit_main([str(path), "--law", "annealing"]) == 2
+    assert "is not its schedule's" in capsys.readouterr().err
+    table.drop(columns=["rung"]).to_csv(path, index=False)
+    assert fit_main([str(path), "--law", "annealing"]) == 2
+    assert "no column 'rung' (--run-col)" in capsys.readouterr().err
+    assert fit_main([str(path), "--law", "annealing", "--run-col", "x", "--lambda", "2"]) == 2
+    assert "--lambda must be in (0, 1)" in capsys.readouterr().err
