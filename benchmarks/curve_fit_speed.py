@@ -58,7 +58,7 @@ def synthetic_curves(path: str, seed: int = 0) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--curves", help="a curves.csv to time (default: synthetic)")
-    ap.add_argument("--law", default="annealing", choices=["annealing", "multipower", "approach1"])
+    ap.add_argument("--law", default="annealing", choices=["annealing", "multipower", "annealing_sized", "approach1"])
     ap.add_argument("--bootstrap", type=int, default=200)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
