@@ -1,9 +1,9 @@
 """`ladder fit RUNS.csv --law all --bootstrap 1000 --seed 0 --out fits.json`: read the table,
 fit_table, write fits.json (or print it) and a one-line summary per law.
 
-`ladder fit CURVES.csv --law annealing|multipower|annealing_sized|approach1` fits a law of whole learning
-curves instead (ladder.fit.curve_table); `--law all --curves CURVES.csv` adds them to the
-runs' laws in one fits.json.
+`ladder fit CURVES.csv --law annealing|multipower|annealing_sized|approach1` fits a law of
+whole learning curves instead (ladder.fit.curve_table); `--law all --curves CURVES.csv` adds
+them to the runs' laws in one fits.json.
 
 Every problem with the input is a FitError, printed on one line with exit status 2.
 """
@@ -120,7 +120,7 @@ def _curve_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--curves",
         metavar="CURVES.csv",
-        help="with --law all: also fit annealing and approach1 to these curves",
+        help="with --law all: also fit annealing, annealing_sized and approach1 to these curves",
     )
     ap.add_argument(
         "--lambda",

@@ -261,7 +261,8 @@ def sized_parts(kit, curves: Curves, opts: Options) -> list[tuple[Curve, np.ndar
             f"no model size for run(s) {', '.join(no_size[:3])}: the law across sizes needs "
             f"column '{curves.columns.size}' (--size-col)"
         )
-    parts = [(c, fit_steps(c, opts.max_points)) for c in curves.curves]
+    cap = min(opts.max_points, getattr(kit, "MAX_POINTS", opts.max_points))
+    parts = [(c, fit_steps(c, cap)) for c in curves.curves]
     parts = [(c, s) for c, s in parts if len(s)]
     n_sizes = len({c.size for c, _ in parts})
     if n_sizes < kit.MIN_SIZES:
