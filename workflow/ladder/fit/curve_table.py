@@ -20,7 +20,7 @@ from ladder.fit.runs import FitError
 CURVE_LAW_NAMES = (*CURVE_LAWS, *SIZED_LAWS, "approach1")  # the --law choices that read curves.csv
 # what `--law all --curves` adds (the study's fit rule): the multi-power law costs ~10x the
 # annealing law's time for a similar error, so it is fitted only when asked for; the law
-# across sizes adds ~3.5 s of CPU on 15 runs (benchmarks/curve_fit_speed.py)
+# across sizes adds 3.4-4.2 s of CPU on 15 runs (benchmarks/curve_fit_speed.py)
 IN_ALL = ("annealing", "annealing_sized", "approach1")
 BOOTSTRAP_MAX = 200  # resamples for a curve law: each refits thousands of points
 
