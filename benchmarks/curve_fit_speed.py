@@ -3,13 +3,16 @@
     python benchmarks/curve_fit_speed.py                         # synthetic WSD ladder
     python benchmarks/curve_fit_speed.py --curves results/default/curves.csv
     python benchmarks/curve_fit_speed.py --law multipower --bootstrap 50
+    python benchmarks/curve_fit_speed.py --law annealing_sized   # one law across the 5 sizes
 
 Synthetic data: five sizes, each a WSD ladder of three branches (500, 1000 and 2000 steps,
 the last 20% cooling down) drawn from Tissue et al.'s law with 0.3% log-normal noise, every
 step logged and thinned by the fit to 500 points per run. The time is the whole command:
 reading the CSV, recomputing every step's lr, the fit per size, its bootstrap (default 200
-resamples), the per-run errors and the held-out check. Target (issue 24): a few seconds. CPU
-time is printed beside wall time: a shared machine's wall clock includes other people's work.
+resamples), the per-run errors and the held-out check (annealing_sized: one fit over every
+run, at most 100 points per run, and the refit without the largest size). Target (issue 24):
+a few seconds. CPU time is printed beside wall time: a shared machine's wall clock includes
+other people's work.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pandas as pd  # noqa: E402
 
 from ladder.fit import annealing  # noqa: E402
 from ladder.fit.cli import main as fit_main  # noqa: E402
+from ladder.fit.curve_entry import CURVE_LAWS, MAX_POINTS, SIZED_LAWS  # noqa: E402
 from ladder.fit.curves import Curve  # noqa: E402
 from ladder.schedule import Schedule  # noqa: E402
 
@@ -58,7 +62,8 @@ def synthetic_curves(path: str, seed: int = 0) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--curves", help="a curves.csv to time (default: synthetic)")
-    ap.add_argument("--law", default="annealing", choices=["annealing", "multipower", "approach1"])
+    laws = ["annealing", "multipower", "annealing_sized", "approach1"]
+    ap.add_argument("--law", default="annealing", choices=laws)
     ap.add_argument("--bootstrap", type=int, default=200)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,9 +77,10 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         assert fit_main(argv) == 0
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    kits = CURVE_LAWS | SIZED_LAWS
     print(
         f"{args.law} on {n_runs} runs, {len(table)} logged points "
-        f"(<= {500 if args.law != 'multipower' else 100} per run used), "
+        f"(<= {getattr(kits.get(args.law), 'MAX_POINTS', MAX_POINTS)} per run used), "
         f"bootstrap {args.bootstrap}: {wall:.2f} s wall, {cpu:.2f} s CPU"
     )
 

@@ -1,6 +1,6 @@
-"""Laws of whole learning curves (ladder.fit.annealing, multipower, approach1): synthetic
-curves drawn from known parameters under cosine, constant and WSD schedules with noise, the
-schedule recomputed from curves.csv, and the `ladder fit CURVES.csv` command."""
+"""Laws of whole learning curves (ladder.fit.annealing, multipower, sized, approach1):
+synthetic curves drawn from known parameters under cosine, constant and WSD schedules with
+noise, the schedule recomputed from curves.csv, and the `ladder fit CURVES.csv` command."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ladder.fit import annealing, multipower
+from ladder.fit import annealing, multipower, sized
 from ladder.fit.cli import main as fit_main
-from ladder.fit.curve_entry import Options, fit_curve_law, predicted_curve
+from ladder.fit.curve_entry import (
+    Options,
+    fit_curve_law,
+    fit_sized_law,
+    fit_steps,
+    predicted_curve,
+)
 from ladder.fit.curves import Curve, CurveColumns, Curves
 from ladder.schedule import Schedule, parse_spec
 from ladder.train import lr_at
@@ -166,3 +172,68 @@ def test_cli_bad_curves_name_the_problem(tmp_path, capsys):
     assert "no column 'rung' (--run-col)" in capsys.readouterr().err
     assert fit_main([str(path), "--law", "annealing", "--run-col", "x", "--lambda", "2"]) == 2
     assert "--lambda must be in (0, 1)" in capsys.readouterr().err
+
+
+# the law across sizes (OLMo's form of Tissue et al.'s law): 4 sizes x 2 schedules
+SIZED_TRUE = {"E": 1.8, "A": 40.0, "alpha": 0.35, "B": 0.5, "beta": 0.45, "F": 0.02, "gamma": 0.2}
+SIZES = (1e5, 3e5, 1e6, 3e6)
+
+
+def sized_ladder(every: int = 1) -> tuple[list[Curve], dict[str, np.ndarray]]:
+    """Cosine and WSD runs of each size from SIZED_TRUE with NOISE, and their clean curves."""
+    curves, clean = [], {}
+    for N in SIZES:
+        for name in ("cosine", "wsd"):
+            sched = SCHEDULES[name]
+            steps = np.arange(1, sched.steps + 1, every)
+            c = Curve(f"{name}-N{N:g}", steps, np.ones(len(steps)), sched.lrs(), N, 6 * N, sched)
+            c.warmup_steps = sched.warmup_steps
+            clean[c.run] = sized.loss_of(sized.Design([(c, steps)], annealing.LAMBDA), SIZED_TRUE)
+            rng = np.random.default_rng([int(N), len(name)])
+            c.loss = clean[c.run] * np.exp(rng.normal(0, NOISE, len(steps)))
+            curves.append(c)
+    return curves, clean
+
+
+def test_sized_law_recovers_the_parameters_and_predicts_a_larger_size():
+    curves, clean = sized_ladder()
+    entry = fit_sized_law("annealing_sized", Curves(curves, CurveColumns()), Options(bootstrap=40))
+    p = entry["params"]
+    for name in ("alpha", "beta"):
+        assert p[name] == pytest.approx(SIZED_TRUE[name], rel=0.05), name
+    for name in ("E", "gamma"):
+        assert p[name] == pytest.approx(SIZED_TRUE[name], rel=0.1), name
+    for name, (lo, hi) in entry["ci95"].items():
+        assert lo <= p[name] <= hi, name
+    assert entry["sizes"] == list(SIZES) and entry["n_runs"] == 8
+    assert all(v < 1.5 * NOISE for v in entry["mare"].values())
+    assert entry["bootstrap"]["unit"] == "runs" and entry["bootstrap"]["used"] >= 38
+    # refit without N = 3e6: its two runs' curves predicted within 2% of the clean truth
+    held = entry["holdout_size"]
+    assert held["held_out_size"] == 3e6 and held["fitted_on_sizes"] == [1e5, 3e5, 1e6]
+    assert set(held["predicted"]) == {"cosine-N3e+06", "wsd-N3e+06"}
+    assert held["mare_mean"] < 0.02
+    for c in curves[-2:]:
+        steps = fit_steps(c, sized.MAX_POINTS)
+        pred = sized.loss_of(sized.Design([(c, steps)], annealing.LAMBDA), held["params"])
+        truth = clean[c.run][np.searchsorted(c.steps, steps)]
+        assert np.mean(np.abs(pred - truth) / truth) < 0.02
+
+
+def test_cli_sized_law_and_its_bad_input(tmp_path, capsys):
+    curves, _ = sized_ladder(every=8)
+    path, out = tmp_path / "curves.csv", tmp_path / "fits.json"
+    curves_csv(curves, path)
+    argv = [str(path), "--law", "annealing_sized", "--bootstrap", "20", "--out", str(out)]
+    assert fit_main(argv) == 0
+    entry = json.loads(out.read_text())["laws"]["annealing_sized"]
+    assert entry["method"] == sized.METHOD and entry["references"] == sized.REFERENCES
+    assert entry["params"]["beta"] == pytest.approx(SIZED_TRUE["beta"], rel=0.05)
+    assert entry["holdout_size"]["mare_mean"] < 0.02
+    assert "held-out largest size: MARE" in capsys.readouterr().out
+    # one size only: a clear error naming the size column
+    curves_csv([c for c in curves if c.size == 1e5], path)
+    assert fit_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "at least 3 model sizes (column 'params_non_embedding')" in err and "got 1" in err
+    assert "Traceback" not in err

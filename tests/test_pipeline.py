@@ -46,15 +46,17 @@ def test_artifacts(study):
     fits = json.loads((res / "fits.json").read_text())["laws"]
     fitted = {k: v for k, v in fits.items() if "skipped" not in v}
     assert any(k.startswith("power") for k in fitted)
-    for law in fitted.values():
-        assert all(math.isfinite(v) for v in law["params"].values())
+    for law in fitted.values():  # a per-size curve law's parameters are in its groups
+        groups = law.get("groups", {}).values()
+        for params in [law["params"]] if "params" in law else [g["params"] for g in groups]:
+            assert all(math.isfinite(v) for v in params.values())
 
 
 @pytest.mark.slow
 def test_curve_laws_on_the_real_curves(study):
     """The tiny study's curves through the whole path: curves.csv's schedule columns give
-    back every logged lr, the fit rule fits the annealing law per size and Approach 1, and
-    report.md has their section."""
+    back every logged lr, the fit rule fits the annealing law per size, the law across sizes
+    and Approach 1, and report.md has their section."""
     import pandas as pd
 
     from ladder.fit.curves import CurveColumns, load_curves
@@ -70,8 +72,12 @@ def test_curve_laws_on_the_real_curves(study):
         assert all(math.isfinite(v) for v in group["params"].values())
         assert 0 <= group["mare_mean"] < 0.1
     assert "approach1" in laws
+    sized = laws["annealing_sized"]  # one law over the 4 sizes, refitted without the largest
+    assert all(math.isfinite(v) for v in sized["params"].values())
+    assert set(sized["mare"]) == {c.run for c in curves.curves}
     text = (res / "report/report.md").read_text()
     assert "## Whole learning curves" in text and "**annealing**" in text
+    assert "held-out-size check (annealing_sized)" in text
 
 
 @pytest.mark.slow

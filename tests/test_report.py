@@ -243,6 +243,9 @@ def test_report_md_numbers_match_the_tables(full):
     held = [v for g in groups for v in g["holdout"]["predicted"].values()]
     assert "held-out-schedule check (annealing)" in text and "Approach 1 (Hoffmann" in text
     assert f"(worst {max(held):.2%})" in text
+    sized = laws["annealing_sized"]  # the law across sizes: its held-out-size line
+    assert "held-out-size check (annealing_sized)" in text
+    assert f"error {sized['holdout_size']['mare_mean']:.2%}" in text
     for row in fitted:
         entry = laws[row["law"]]
         assert close(row["value"], entry["params"][row["parameter"]])

@@ -23,8 +23,8 @@ The public API (the report and the docs use only these):
         prints it on one line and returns 2).
 
     fit_curves(df, laws, columns, opts, skip=False) -> (entries, predicted rows)
-        The laws of whole learning curves ("annealing", "multipower", "approach1") fitted to
-        a curves table (docs/fitting.md, "Laws of whole learning curves").
+        The laws of whole learning curves ("annealing", "multipower", "annealing_sized",
+        "approach1") fitted to a curves table (docs/fitting.md, "Laws of whole learning curves").
 
 Keys of fits.json["laws"]: "power_{params,tokens,compute}" and the same with "_no_offset",
 "chinchilla", "kaplan", "isoflop", "frontier". An entry is {"skipped": reason} when
@@ -51,6 +51,7 @@ All fits work on log loss. Modules, each importing only from those above it:
     curves         the curves table (curves.csv): every run's curve and the lr of every step
     annealing      L(s) = L0 + A S1^-alpha - C S2 (Tissue et al. 2024): areas, model, estimator
     multipower     Luo et al. 2025's multi-power law: model, estimator
+    sized          the annealing law across sizes, E + A/N^alpha + B/S1^beta - F S2 N^gamma
     approach1      Approach 1 on the envelope of every curve (Hoffmann et al. 2022)
     curve_entry    fit_curve_law: one curve law -> one fits.json entry, per model size
     curve_table    fit_curves (the curve laws' part of fits.json), write_predictions

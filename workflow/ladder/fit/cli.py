@@ -1,9 +1,9 @@
 """`ladder fit RUNS.csv --law all --bootstrap 1000 --seed 0 --out fits.json`: read the table,
 fit_table, write fits.json (or print it) and a one-line summary per law.
 
-`ladder fit CURVES.csv --law annealing|multipower|approach1` fits a law of whole learning
-curves instead (ladder.fit.curve_table); `--law all --curves CURVES.csv` adds them to the
-runs' laws in one fits.json.
+`ladder fit CURVES.csv --law annealing|multipower|annealing_sized|approach1` fits a law of
+whole learning curves instead (ladder.fit.curve_table); `--law all --curves CURVES.csv` adds
+them to the runs' laws in one fits.json.
 
 Every problem with the input is a FitError, printed on one line with exit status 2.
 """
@@ -49,7 +49,9 @@ def _summary(result: dict) -> str:
         for name, value in entry["params"].items():
             ci = entry["ci95"].get(name)
             parts.append(f"{name}={value:.4g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""))
-        lines.append(f"{key}: " + ", ".join(parts))
+        held = (entry.get("holdout_size") or {}).get("mare_mean")  # the law across sizes
+        extra = f" (held-out largest size: MARE {held:.2%})" if held is not None else ""
+        lines.append(f"{key}: " + ", ".join(parts) + extra)
     return "\n".join(lines)
 
 
@@ -75,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
         "--law",
         required=True,
         choices=[*LAWS, *CURVE_LAW_NAMES, "all"],
-        help="law to fit; 'all' fits every law the data supports; annealing, multipower and "
-        "approach1 read a curves table (curves.csv)",
+        help="law to fit; 'all' fits every law the data supports; annealing, multipower, "
+        "annealing_sized and approach1 read a curves table (curves.csv)",
     )
     ap.add_argument(
         "--x",
@@ -118,7 +120,7 @@ def _curve_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--curves",
         metavar="CURVES.csv",
-        help="with --law all: also fit annealing and approach1 to these curves",
+        help="with --law all: also fit annealing, annealing_sized and approach1 to these curves",
     )
     ap.add_argument(
         "--lambda",

@@ -1,12 +1,13 @@
 """One curve law, one fits.json entry: `fit_curve_law` fits a law of whole learning curves
 (ladder.fit.annealing, ladder.fit.multipower) to each model size's runs, with bootstrap
 intervals, each run's error, a held-out-schedule check and, on request, the curve of a
-schedule that was not run.
+schedule that was not run; `fit_sized_law` fits the law across sizes (ladder.fit.sized) to
+every run at once, with the same intervals and errors and a held-out-size check.
 
 The entry: {"law", "formula", "method", "lambda", "columns", "groups": {SIZE: group}}, where
 a group holds "runs", "size", "params", "ci95", "n_points", "objective", "mare" (per run: mean
 absolute relative error of the fitted curve), "mare_mean", "holdout", "predictions",
-"samples" and "bootstrap".
+"samples" and "bootstrap". The sized law's entry is flat (one fit): see fit_sized_law.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from types import ModuleType
 
 import numpy as np
 
-from ladder.fit import annealing, multipower
+from ladder.fit import annealing, multipower, sized
 from ladder.fit.curves import Curve, Curves
 from ladder.fit.runs import FitError
 from ladder.schedule import Schedule, parse_spec
 
-CURVE_LAWS = {"annealing": annealing, "multipower": multipower}
+CURVE_LAWS = {"annealing": annealing, "multipower": multipower}  # one fit per model size
+SIZED_LAWS = {"annealing_sized": sized}  # one fit across sizes
 MAX_POINTS = 500  # per run: more logged points add time, not information (thinned evenly)
 BLOCKS = 10  # with fewer than 3 runs the bootstrap resamples blocks of each run's points
 N_SAMPLES = 50  # bootstrap parameter vectors kept per group (prediction bands)
@@ -248,4 +250,83 @@ def fit_one_size(kit, name: str, label: str, parts, opts: Options) -> dict:
             "method": "percentile interval (2.5, 97.5) of the refits to resamples of "
             f"{boot['unit']}, each warm-started at the full fit",
         },
+    }
+
+
+def sized_parts(kit, curves: Curves, opts: Options) -> list[tuple[Curve, np.ndarray]]:
+    """Every run's fitted steps, checked: each run has a size, and there are enough sizes."""
+    no_size = [c.run for c in curves.curves if c.size is None]
+    if no_size:
+        raise FitError(
+            f"no model size for run(s) {', '.join(no_size[:3])}: the law across sizes needs "
+            f"column '{curves.columns.size}' (--size-col)"
+        )
+    cap = min(opts.max_points, getattr(kit, "MAX_POINTS", opts.max_points))
+    parts = [(c, fit_steps(c, cap)) for c in curves.curves]
+    parts = [(c, s) for c, s in parts if len(s)]
+    n_sizes = len({c.size for c, _ in parts})
+    if n_sizes < kit.MIN_SIZES:
+        raise FitError(
+            f"needs runs of at least {kit.MIN_SIZES} model sizes (column "
+            f"'{curves.columns.size}') with points after the warmup; got {n_sizes}"
+        )
+    return parts
+
+
+def holdout_size(kit, parts, lam: float) -> dict:
+    """Refit without the largest size's runs and predict their curves: each one's error."""
+    largest = max(c.size for c, _ in parts)
+    train = [p for p in parts if p[0].size != largest]
+    held = [p for p in parts if p[0].size == largest]
+    if len({c.size for c, _ in train}) < kit.MIN_SIZES:
+        return {"skipped": f"needs {kit.MIN_SIZES + 1} sizes to hold out the largest"}
+    try:
+        theta, _, _, _ = fit_group(kit, train, lam)
+    except FitError as e:
+        return {"skipped": str(e)}
+    err = mare(kit, kit.to_params(theta), held, lam)
+    return {
+        "held_out_size": largest,
+        "fitted_on_sizes": sorted({c.size for c, _ in train}),
+        "params": kit.to_params(theta),
+        "predicted": err,
+        "mare_mean": float(np.mean(list(err.values()))),
+    }
+
+
+def fit_sized_law(name: str, curves: Curves, opts: Options) -> dict:
+    """The law across sizes fitted to every run at once: its fits.json entry."""
+    kit = SIZED_LAWS[name]
+    parts = sized_parts(kit, curves, opts)
+    theta, F, design, loss = fit_group(kit, parts, opts.lam)
+    params = kit.to_params(theta)
+    err = mare(kit, params, parts, opts.lam)
+    boot = intervals(kit, design, loss, theta, len(parts), opts, name)
+    return {
+        "law": name,
+        "formula": kit.FORMULA,
+        "method": kit.METHOD,
+        "references": kit.REFERENCES,
+        "lambda": opts.lam,
+        "columns": curves.columns.__dict__,
+        "n_runs": len(parts),
+        "runs": [c.run for c, _ in parts],
+        "sizes": sorted({c.size for c, _ in parts}),
+        "params": params,
+        "ci95": boot["ci95"],
+        "n_points": int(design.n),
+        "objective": F,
+        "mare": err,
+        "mare_mean": float(np.mean(list(err.values()))),
+        "holdout_size": holdout_size(kit, parts, opts.lam),
+        "samples": boot["samples"],
+        "bootstrap": {
+            "resamples": min(opts.bootstrap, getattr(kit, "BOOTSTRAP_MAX", opts.bootstrap)),
+            "used": boot["used"],
+            "seed": opts.seed,
+            "unit": boot["unit"],
+            "method": "percentile interval (2.5, 97.5) of the refits to resamples of "
+            f"{boot['unit']}, each warm-started at the full fit",
+        },
+        "warnings": list(curves.warnings) + at_bounds(kit, theta),
     }

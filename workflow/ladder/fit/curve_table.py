@@ -1,6 +1,7 @@
 """The curve laws' part of fits.json: `fit_curves` fits laws of whole learning curves
-("annealing", "multipower": ladder.fit.curve_entry; "approach1": ladder.fit.approach1) to a
-curves table, and `write_predictions` writes the curves of schedules that were not run.
+("annealing", "multipower", "annealing_sized": ladder.fit.curve_entry; "approach1":
+ladder.fit.approach1) to a curves table, and `write_predictions` writes the curves of
+schedules that were not run.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import pandas as pd
 
 from ladder.artifacts import write_text
 from ladder.fit import approach1
-from ladder.fit.curve_entry import CURVE_LAWS, Options, fit_curve_law
+from ladder.fit.curve_entry import CURVE_LAWS, SIZED_LAWS, Options, fit_curve_law, fit_sized_law
 from ladder.fit.curves import CurveColumns, load_curves
 from ladder.fit.runs import FitError
 
-CURVE_LAW_NAMES = (*CURVE_LAWS, "approach1")  # the --law choices that read curves.csv
+CURVE_LAW_NAMES = (*CURVE_LAWS, *SIZED_LAWS, "approach1")  # the --law choices that read curves.csv
 # what `--law all --curves` adds (the study's fit rule): the multi-power law costs ~10x the
-# annealing law's time for a similar error, so it is fitted only when asked for
-IN_ALL = ("annealing", "approach1")
+# annealing law's time for a similar error, so it is fitted only when asked for; the law
+# across sizes adds 3.4-4.2 s of CPU on 15 runs (benchmarks/curve_fit_speed.py)
+IN_ALL = ("annealing", "annealing_sized", "approach1")
 BOOTSTRAP_MAX = 200  # resamples for a curve law: each refits thousands of points
 
 
@@ -40,6 +42,9 @@ def fit_curves(
             try:
                 if law == "approach1":
                     out[law] = approach1.fit_approach1(curves, opts.bootstrap, opts.seed)
+                    continue
+                if law in SIZED_LAWS:
+                    out[law] = fit_sized_law(law, curves, opts)
                     continue
                 out[law], these = fit_curve_law(law, curves, opts)
             except (ArithmeticError, np.linalg.LinAlgError) as e:

@@ -1,13 +1,14 @@
 """The laws of whole learning curves in the report: each size's fitted annealing curve over
 its runs' observed ones (`plot_curve_fits`), and report.md's section (`section_curve_laws`):
-each size's parameters and error, the held-out-schedule check, Approach 1's exponents."""
+each size's parameters and error, the held-out-schedule check, the law across sizes and its
+held-out-size check, Approach 1's exponents."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ladder.fit import annealing
-from ladder.fit.curve_entry import CURVE_LAWS, fit_steps
+from ladder.fit.curve_entry import CURVE_LAWS, SIZED_LAWS, fit_steps
 from ladder.fit.curves import CurveColumns, load_curves
 from ladder.fit.runs import FitError
 from ladder.report.curves import smooth
@@ -87,6 +88,10 @@ def section_curve_laws(study) -> str:
         lines += ["", f"**{key}** `{entry['formula']}` (λ = {entry['lambda']:g})", ""]
         lines += _group_table(entry)
         lines += ["", _holdout_line(key, entry)]
+    for key in SIZED_LAWS:
+        entry = study.curve_laws.get(key)
+        if entry:
+            lines += ["", *_sized_lines(key, entry)]
     a1 = study.curve_laws.get("approach1")
     if a1:
         lines += ["", _approach1_line(a1)]
@@ -127,6 +132,35 @@ def _holdout_line(key: str, entry: dict) -> str:
         f"other {len(errors)} run(s)' curves: mean absolute relative error "
         f"{np.mean(errors):.2%} (worst {np.max(errors):.2%})"
     )
+
+
+def _sized_lines(key: str, entry: dict) -> list[str]:
+    """The law across sizes: its parameters, its error, and the held-out-size check's line."""
+    if "skipped" in entry:
+        return [f"- {key} (one law across sizes): skipped ({entry['skipped']})"]
+    p, ci = entry["params"], entry.get("ci95") or {}
+    cells = []
+    for name, value in p.items():
+        c = ci.get(name)
+        band = f" [{_fmt(c[0], 3)}, {_fmt(c[1], 3)}]" if c else ""
+        cells.append(f"{name} = {_fmt(value)}{band}")
+    held = entry.get("holdout_size") or {}
+    if "mare_mean" in held:
+        check = (
+            f"- held-out-size check ({key}): fitted without the largest size (N = "
+            f"{held['held_out_size']:.4g}), predicted its {len(held['predicted'])} run(s)' curves: "
+            f"mean absolute relative error {held['mare_mean']:.2%} "
+            f"(worst {max(held['predicted'].values()):.2%})"
+        )
+    else:
+        check = f"- held-out-size check ({key}): not possible ({held.get('skipped', 'not run')})"
+    return [
+        f"**{key}** `{entry['formula']}` (one fit over {entry['n_runs']} runs of "
+        f"{len(entry['sizes'])} sizes; λ = {entry['lambda']:g})",
+        "",
+        "- " + ", ".join(cells) + f"; MARE {entry['mare_mean']:.2%}",
+        check,
+    ]
 
 
 def _approach1_line(a1: dict) -> str:
