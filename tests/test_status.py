@@ -169,7 +169,11 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
         assert "precision fp16 needs a CUDA device" in now[FAILS]["note"]
         # the step a 1e9 lr diverges at depends on the CPU's floating point: the one
         # train.json recorded is what the status must show
-        hot = json.loads((work / "results/tiny/runs" / DIVERGES / "train.json").read_text())
+        hot_json = work / "results/tiny/runs" / DIVERGES / "train.json"
+        # its log says "diverged" a moment before train.json is in place: wait, then re-read
+        wait_until("the diverged rung's train.json", hot_json.exists, proc=smk)
+        now = states(work, config)
+        hot = json.loads(hot_json.read_text())
         note = f"diverged at step {hot['diverged_at_step']} (loss {hot['diverged_loss']}"
         assert hot["diverged"] is True and now[DIVERGES]["note"].startswith(note)
         assert now[PLAIN]["bits_per_byte"] > 0 and now[PLAIN]["wall_s"] > 0
