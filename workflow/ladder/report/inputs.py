@@ -81,18 +81,31 @@ class ReportInputs:
             return f"{key} is not in fits.json"
         return f"{key} skipped: {entry.get('skipped', '?')}"
 
+    def _allocator(self, key: str) -> dict | None:
+        """A loss law's entry, or a curve law's (Approach 1 allocates from the curves)."""
+        entry = self.laws.get(key, (self.curve_laws or {}).get(key))
+        return entry if isinstance(entry, dict) else None
+
     def allocation(self, key: str) -> dict | None:
         """A fitted entry that estimates a compute-optimal allocation, else None."""
-        entry = self.law(key)
-        alloc = (entry or {}).get("optimal_allocation") or {}
+        entry = self._allocator(key)
+        if entry is None or "skipped" in entry:
+            return None
+        alloc = entry.get("optimal_allocation") or {}
         return entry if "k_N" in alloc else None
 
     def why_no_allocation(self, key: str) -> str:
         """Why a law gives no allocation: it was not fitted, or ladder.fit said why not (a
         frontier on a fixed-token ladder describes the design, not a result)."""
-        if self.law(key) is None:
-            return self.why_missing(key)
-        warnings = self.laws[key].get("warnings") or []
+        entry = self._allocator(key)
+        if entry is None:
+            fitted_on = (
+                " (fitted on curves.csv: ladder fit --curves)" if key in CURVE_LAW_NAMES else ""
+            )
+            return f"{key} is not in fits.json{fitted_on}"
+        if "skipped" in entry:
+            return f"{key} skipped: {entry.get('skipped', '?')}"
+        warnings = entry.get("warnings") or []
         said = [w for w in warnings if w.startswith("no optimal allocation")]
         return f"{key}: " + ("; ".join(said) if said else "no allocation")
 

@@ -108,6 +108,11 @@ def section_summary(study: ReportInputs) -> str:
         )
     else:
         lines.append(f"- IsoFLOP profiles (approach 2): {study.why_no_allocation('isoflop')}.")
+    if (a1 := study.allocation("approach1")) is not None:
+        lines.append(
+            f"- **Envelope of the learning curves** (approach 1) gives a = "
+            f"{_with_ci(a1, 'a', a1['optimal_allocation']['a'])}."
+        )
     lines.append(_held_out_line(law))
     if loose:
         lines.append(

@@ -16,6 +16,7 @@ ALLOCATORS = (
     ("chinchilla", "C0", "Chinchilla (approach 3)"),
     ("isoflop", "C2", "IsoFLOP"),
     ("frontier", "C3", "frontier runs"),
+    ("approach1", "C4", "curves' envelope (approach 1)"),
 )
 
 
