@@ -80,7 +80,8 @@ def test_curve_laws_on_the_real_curves(study):
     assert "held-out-size check (annealing_sized)" in text
     if "skipped" not in laws["approach1"]:  # beside approaches 2 and 3 in the allocation tables
         assert any(line.startswith("| approach1 |") for line in text.splitlines())
-        assert "**Envelope of the learning curves** (approach 1) gives a = " in text
+        if "skipped" not in laws["chinchilla"]:  # the opening lines state a law first
+            assert "**Envelope of the learning curves** (approach 1) gives a = " in text
 
 
 @pytest.mark.slow
