@@ -197,7 +197,8 @@ def sized_ladder(every: int = 1) -> tuple[list[Curve], dict[str, np.ndarray]]:
 
 def test_sized_law_recovers_the_parameters_and_predicts_a_larger_size():
     curves, clean = sized_ladder()
-    entry = fit_sized_law("annealing_sized", Curves(curves, CurveColumns()), Options(bootstrap=40))
+    opts = Options(bootstrap=40, predict_sizes=(1e7,))
+    entry, rows = fit_sized_law("annealing_sized", Curves(curves, CurveColumns()), opts)
     p = entry["params"]
     for name in ("alpha", "beta"):
         assert p[name] == pytest.approx(SIZED_TRUE[name], rel=0.05), name
@@ -218,6 +219,21 @@ def test_sized_law_recovers_the_parameters_and_predicts_a_larger_size():
         pred = sized.loss_of(sized.Design([(c, steps)], annealing.LAMBDA), held["params"])
         truth = clean[c.run][np.searchsorted(c.steps, steps)]
         assert np.mean(np.abs(pred - truth) / truth) < 0.02
+    # a size that was not run (N = 1e7) under the largest size's WSD schedule: the predicted
+    # curve is the true law's within 2%, its final loss inside the 95% band
+    (pred,) = entry["predictions"]
+    wsd = SCHEDULES["wsd"]
+    assert pred["size"] == 1e7 and pred["spec"] == "as-run"
+    assert pred["schedule"]["steps"] == wsd.steps
+    c = Curve("N1e7", np.array([r["step"] for r in rows]), np.ones(len(rows)), wsd.lrs(), 1e7)
+    c.warmup_steps = wsd.warmup_steps
+    truth = sized.loss_of(sized.Design([(c, c.steps)], annealing.LAMBDA), SIZED_TRUE)
+    loss = np.array([r["loss_nats"] for r in rows])
+    after = c.steps > wsd.warmup_steps
+    assert np.mean(np.abs(loss - truth)[after] / truth[after]) < 0.02
+    lo, hi = pred["final_ci95"]
+    assert lo <= pred["final_loss_nats"] <= hi and lo < truth[-1] < hi
+    assert {r["group"] for r in rows} == {"N=1e+07"}
 
 
 def test_cli_sized_law_and_its_bad_input(tmp_path, capsys):
@@ -231,6 +247,28 @@ def test_cli_sized_law_and_its_bad_input(tmp_path, capsys):
     assert entry["params"]["beta"] == pytest.approx(SIZED_TRUE["beta"], rel=0.05)
     assert entry["holdout_size"]["mare_mean"] < 0.02
     assert "held-out largest size: MARE" in capsys.readouterr().out
+    # a size that was not run, under two schedules: fits.json's predictions and the curves
+    pred_csv = tmp_path / "pred.csv"
+    more = ["--predict-size", "1e7", "--predict-schedule", "cosine", "--predict-schedule"]
+    more += ["wsd:decay_frac=0.3", "--predict-out", str(pred_csv)]
+    assert fit_main(argv + more) == 0
+    preds = json.loads(out.read_text())["laws"]["annealing_sized"]["predictions"]
+    assert [(p["size"], p["spec"]) for p in preds] == [(1e7, "cosine"), (1e7, "wsd:decay_frac=0.3")]
+    table = pd.read_csv(pred_csv)
+    assert set(table["law"]) == {"annealing_sized"} and set(table["group"]) == {"N=1e+07"}
+    assert set(table["spec"]) == {"cosine", "wsd:decay_frac=0.3"}
+    # bigger model, same schedule: a lower predicted loss
+    small = ["--predict-size", "1e5", "--predict-schedule", "cosine"]
+    assert fit_main(argv + small) == 0
+    low = json.loads(out.read_text())["laws"]["annealing_sized"]["predictions"][0]
+    assert preds[0]["final_loss_nats"] < low["final_loss_nats"]
+    # a size that is not a positive count, or a law that cannot predict a size
+    capsys.readouterr()
+    assert fit_main(argv + ["--predict-size", "-5"]) == 2
+    assert "--predict-size must be a positive parameter count, got -5" in capsys.readouterr().err
+    bad = [str(path), "--law", "annealing", "--predict-size", "1e7", "--bootstrap", "0"]
+    assert fit_main(bad) == 2
+    assert "--predict-size goes with --law annealing_sized" in capsys.readouterr().err
     # one size only: a clear error naming the size column
     curves_csv([c for c in curves if c.size == 1e5], path)
     assert fit_main(argv) == 2

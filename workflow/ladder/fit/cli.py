@@ -144,6 +144,16 @@ def _curve_options(ap: argparse.ArgumentParser) -> None:
         "warmup_frac, min_lr_frac, decay_frac (default: the size's longest run's); repeatable",
     )
     ap.add_argument(
+        "--predict-size",
+        action="append",
+        default=[],
+        type=float,
+        metavar="N",
+        help="annealing_sized: predict the curve of a model of N parameters (--size-col's "
+        "count), under each --predict-schedule (default: the largest size's longest run's "
+        "schedule); repeatable",
+    )
+    ap.add_argument(
         "--predict-out",
         metavar="CSV",
         help="where the predicted curves go (default: predictions.csv beside --out)",
@@ -194,7 +204,14 @@ def _curve_laws(args, skip: bool) -> tuple[dict, list[dict]]:
     """The curve laws asked for: one named law, or with --law all and --curves all three."""
     laws = list(IN_ALL) if skip else [args.law]
     cols = CurveColumns(args.run_col, args.step_col, args.lr_col, args.loss_col, args.size_col)
-    opts = Options(args.bootstrap, args.seed, args.lam, args.max_points, args.predict_schedule)
+    opts = Options(
+        args.bootstrap,
+        args.seed,
+        args.lam,
+        args.max_points,
+        tuple(args.predict_schedule),
+        tuple(args.predict_size),
+    )
     path = args.curves if skip else args.runs
     return fit_curves(_read_csv(path), laws, cols, opts, skip)
 
@@ -221,7 +238,7 @@ def main(argv: list[str]) -> int:
     else:
         write_fits(args.out, result)
         print(_summary(result))
-    if args.predict_schedule:
+    if args.predict_schedule or args.predict_size:
         beside = os.path.dirname(args.out or "") or "."
         path = args.predict_out or os.path.join(beside, "predictions.csv")
         write_predictions(path, rows)
@@ -233,6 +250,11 @@ def _runs_table(args, cols: Columns) -> dict:
     """fits.json from a runs table (and, with --law all --curves, the curve laws)."""
     if args.curves and args.law != "all":
         raise FitError("--curves goes with --law all (a curve law reads CURVES.csv itself)")
+    if args.predict_size and not args.curves:
+        raise FitError(
+            "--predict-size goes with --law annealing_sized on CURVES.csv (or --law all "
+            "--curves CURVES.csv): it predicts a learning curve"
+        )
     result = fit_table(
         _read_csv(args.runs),
         args.law,

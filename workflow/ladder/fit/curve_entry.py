@@ -37,6 +37,7 @@ class Options:
     lam: float = annealing.LAMBDA
     max_points: int = MAX_POINTS
     predict: tuple[str, ...] = ()
+    predict_sizes: tuple[float, ...] = ()  # annealing_sized: sizes N to predict the curve of
 
 
 def fit_steps(curve: Curve, max_points: int) -> np.ndarray:
@@ -131,11 +132,14 @@ def holdout(kit, parts, lam: float) -> dict:
 PREDICT_POINTS = 1000  # rows per predicted curve (evenly spaced steps, the last included)
 
 
-def predicted_curve(kit, params: dict, samples: list[dict], sched: Schedule, lam: float):
-    """(steps, lrs at them, loss, 95% band lo, hi) of the law under a schedule."""
+def predicted_curve(
+    kit, params: dict, samples: list[dict], sched: Schedule, lam: float, size: float | None = None
+):
+    """(steps, lrs at them, loss, 95% band lo, hi) of the law under a schedule (at model size
+    `size`, for the law across sizes)."""
     n = sched.steps
     steps = np.unique(np.round(np.linspace(1, n, min(n, PREDICT_POINTS))).astype(int))
-    curve = Curve("predicted", steps, np.ones(len(steps)), sched.lrs(), None, None, sched)
+    curve = Curve("predicted", steps, np.ones(len(steps)), sched.lrs(), size, None, sched)
     curve.warmup_steps = sched.warmup_steps
     design = kit.Design([(curve, steps)], lam)
     loss = kit.loss_of(design, params)
@@ -155,19 +159,27 @@ def base_schedule(parts) -> Schedule:
     return Schedule(steps=curve.n_steps, lr=float(curve.lrs.max()), schedule="constant")
 
 
-def predictions(kit, group: dict, parts, opts: Options) -> tuple[list[dict], list[dict]]:
-    """For each --predict-schedule spec: a summary for fits.json and the curve's rows."""
+AS_RUN = "as-run"  # the spec of a predicted size's curve under its base schedule unchanged
+
+
+def predictions(
+    kit, group: dict, parts, opts: Options, specs=None, size: float | None = None
+) -> tuple[list[dict], list[dict]]:
+    """For each schedule spec (default --predict-schedule's): a summary for fits.json and the
+    curve's rows; `size` is the N a law across sizes predicts at."""
     summary, rows = [], []
-    for spec in opts.predict:
+    for spec in opts.predict if specs is None else specs:
         try:
-            sched = parse_spec(spec, base_schedule(parts))
+            base = base_schedule(parts)
+            sched = base if spec == AS_RUN else parse_spec(spec, base)
         except ValueError as e:
             raise FitError(f"--predict-schedule: {e}") from None
         steps, lrs, loss, lo, hi = predicted_curve(
-            kit, group["params"], group["samples"], sched, opts.lam
+            kit, group["params"], group["samples"], sched, opts.lam, size
         )
         summary.append(
-            {
+            ({} if size is None else {"size": size})
+            | {
                 "spec": spec,
                 "schedule": sched.__dict__,
                 "final_loss_nats": float(loss[-1]),
@@ -179,6 +191,23 @@ def predictions(kit, group: dict, parts, opts: Options) -> tuple[list[dict], lis
                 {"spec": spec, "step": int(step), "lr": float(lr), "loss_nats": float(value)}
                 | {"loss_lo": float(low), "loss_hi": float(high)}
             )
+    return summary, rows
+
+
+def sized_predictions(kit, entry: dict, parts, opts: Options) -> tuple[list[dict], list[dict]]:
+    """The law across sizes' curves at each --predict-size N (default: each fitted size when
+    only --predict-schedule is given), under each --predict-schedule spec applied to the
+    largest size's longest run's schedule (that schedule unchanged when none is given)."""
+    sizes = list(opts.predict_sizes) or (sorted({c.size for c, _ in parts}) if opts.predict else [])
+    largest = max(c.size for c, _ in parts)
+    base_parts = [p for p in parts if p[0].size == largest]
+    summary, rows = [], []
+    for size in sizes:
+        these, curve_rows = predictions(
+            kit, entry, base_parts, opts, list(opts.predict) or [AS_RUN], float(size)
+        )
+        summary += these
+        rows += [{"group": f"N={size:.3g}", **r} for r in curve_rows]
     return summary, rows
 
 
@@ -294,15 +323,16 @@ def holdout_size(kit, parts, lam: float) -> dict:
     }
 
 
-def fit_sized_law(name: str, curves: Curves, opts: Options) -> dict:
-    """The law across sizes fitted to every run at once: its fits.json entry."""
+def fit_sized_law(name: str, curves: Curves, opts: Options) -> tuple[dict, list[dict]]:
+    """The law across sizes fitted to every run at once: its fits.json entry and the
+    predicted curves' rows (see sized_predictions)."""
     kit = SIZED_LAWS[name]
     parts = sized_parts(kit, curves, opts)
     theta, F, design, loss = fit_group(kit, parts, opts.lam)
     params = kit.to_params(theta)
     err = mare(kit, params, parts, opts.lam)
     boot = intervals(kit, design, loss, theta, len(parts), opts, name)
-    return {
+    entry = {
         "law": name,
         "formula": kit.FORMULA,
         "method": kit.METHOD,
@@ -330,3 +360,5 @@ def fit_sized_law(name: str, curves: Curves, opts: Options) -> dict:
         },
         "warnings": list(curves.warnings) + at_bounds(kit, theta),
     }
+    entry["predictions"], rows = sized_predictions(kit, entry, parts, opts)
+    return entry, rows

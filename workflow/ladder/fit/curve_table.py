@@ -34,6 +34,14 @@ def fit_curves(
         raise FitError(f"--lambda must be in (0, 1), got {opts.lam}")
     if opts.max_points < 8:
         raise FitError(f"--max-points must be >= 8, got {opts.max_points}")
+    bad = [n for n in opts.predict_sizes if not (np.isfinite(n) and n > 0)]
+    if bad:
+        raise FitError(f"--predict-size must be a positive parameter count, got {bad[0]:g}")
+    if opts.predict_sizes and not set(laws) & set(SIZED_LAWS):
+        raise FitError(
+            f"--predict-size goes with --law {' or '.join(SIZED_LAWS)} (or --law all --curves): "
+            "only a law across sizes predicts a size that was not run"
+        )
     opts.bootstrap = min(opts.bootstrap, BOOTSTRAP_MAX)
     curves = load_curves(df, columns)
     out, rows = {}, []
@@ -43,10 +51,8 @@ def fit_curves(
                 if law == "approach1":
                     out[law] = approach1.fit_approach1(curves, opts.bootstrap, opts.seed)
                     continue
-                if law in SIZED_LAWS:
-                    out[law] = fit_sized_law(law, curves, opts)
-                    continue
-                out[law], these = fit_curve_law(law, curves, opts)
+                fit_law = fit_sized_law if law in SIZED_LAWS else fit_curve_law
+                out[law], these = fit_law(law, curves, opts)
             except (ArithmeticError, np.linalg.LinAlgError) as e:
                 raise FitError(f"cannot fit {law}: numerical failure ({e})") from e
             rows += [{"law": law, **r} for r in these]
