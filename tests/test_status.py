@@ -110,12 +110,16 @@ def states(workdir: Path, configfile: Path) -> dict[str, dict]:
     return {s["rung"]: s for s in S.study_status(configfile, workdir)["runs"]}
 
 
-def trainer_pid(rung_id: str) -> int | None:
+def trainer_pid(rung_id: str, work: Path) -> int | None:
     """The `ladder train` process of a rung (argv holds 'train' and its rung.json), not the
-    `ladder store run` that wraps it (whose argv holds the training command too)."""
+    `ladder store run` that wraps it (whose argv holds the training command too), and this
+    test's own (its working directory is `work`): another suite on the machine may be training
+    a rung of the same name."""
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if Path(os.readlink(proc / "cwd")).resolve() != work.resolve():
+                continue
         except OSError:
             continue
         if b"store" in argv:
@@ -150,7 +154,7 @@ def test_status_before_during_and_after(tmp_path, capsys, monkeypatch):
     try:
         progress = lambda: log.exists() and " step " in log.read_text()  # noqa: E731
         wait_until("a progress line", progress, proc=smk)
-        pid = wait_until("the trainer", lambda: trainer_pid(KILLED), proc=smk)
+        pid = wait_until("the trainer", lambda: trainer_pid(KILLED, work), proc=smk)
         os.kill(pid, signal.SIGSTOP)
         ended = {DIVERGES: "diverged", FAILS: "failed", PLAIN: "done"}
         now = wait_until(
