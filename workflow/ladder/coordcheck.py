@@ -26,7 +26,6 @@ import argparse
 import csv
 import dataclasses
 import io
-import math
 import sys
 from pathlib import Path
 from typing import Any

@@ -6,15 +6,14 @@ With m = d_model / base width (Cerebras' "Practitioner's Guide to μP",
 https://www.cerebras.ai/blog/the-practitioners-guide-to-the-maximal-update-parameterization,
 and EleutherAI's nanoGPT-mup, table "μP implementation"):
 - attention logits are scaled by 1/d_head instead of 1/√d_head;
-- the output logits are multiplied by 1/m before the head, whose weights train at the SP
-  lr; an untied head (llama's default) starts at zero, a tied one (GPT-2's) is the
-  embedding and starts as SP (see `apply`);
+- the output logits are multiplied by 1/m before the head (the head's weights, tied to
+  the embedding or not, are initialised and trained as in SP);
 - hidden matrices (every 2-D weight but the token/position embeddings and the head) are
   initialised with std σ/√m and trained by AdamW at lr/m, in their own parameter group
   whose weight decay is wd·m, so that the decay per step (lr·wd, torch's decoupled AdamW)
   does not change with m;
 - embeddings, norms and biases are as in SP.
-At m = 1 only the attention scale and the zero head differ from SP.
+At m = 1 only the attention scale differs from SP.
 
 How the multipliers reach a saved model, so that `from_pretrained` gives the loss training
 measured: llama trains as HF's GraniteForCausalLM (Llama's architecture plus multipliers
@@ -69,24 +68,11 @@ class ScaledLayerNorm(torch.nn.LayerNorm):
 
 def apply(model: torch.nn.Module, family: str, m: float, head_dim: int) -> None:
     """Make a freshly initialised SP model μP at width multiplier m (in place): hidden
-    matrices' init std × 1/√m, an untied head zeroed, and for GPT-2 the attention scale
-    and output multiplier (llama's are in its Granite config, `granite_fields`).
-
-    Why the zero head (Tensor Programs V, appendix D.2; the mup package's
-    `readout_zero_init`): a randomly initialised head sends back into the network, at
-    every step, a gradient W_headᵀ(p − y)/m along a random direction whose effect on the
-    updates shrinks only as m^-1/2, so at practical widths the hidden updates (and the
-    init's logits, σ√d/m) still depend on width: the coordinate check measured log-log
-    slopes of -0.2 to -0.4 against width for llama's attention, MLP and logits at widths
-    128-1024 with it, within ±0.1 without it. A tied head is the token embedding, which
-    must not start at zero; it stays as SP (the mup package's MuSharedReadout), the
-    1/m multiplier alone making its init logits vanish."""
+    matrices' init std × 1/√m, and for GPT-2 the attention scale and output multiplier
+    (llama's are in its Granite config, `granite_fields`)."""
     with torch.no_grad():
         for p in hidden_matrices(model, family):
             p.mul_(1 / math.sqrt(m))  # N(0, σ²) × c is N(0, (cσ)²): same draws, σ/√m
-        head = model.get_output_embeddings().weight
-        if head is not model.get_input_embeddings().weight:
-            head.zero_()
     if family == "gpt2":
         for block in model.transformer.h:
             block.attn.scaling = 1.0 / head_dim
