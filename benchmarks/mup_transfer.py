@@ -129,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--vocab", type=int, default=512)
     ap.add_argument("--max-bytes", type=int, default=4_000_000, help="corpus text")
     ap.add_argument("--eval-tokens", type=int, default=16384)
+    ap.add_argument("--params", default="sp,mup", help="parametrizations measured")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", help="write the table here")
     ap.add_argument("--json", help="write every run's loss here")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     widths = [args.base * int(m) for m in args.mults.split(",")]
     results: dict[str, dict[int, list[float]]] = {}
     t0 = time.monotonic()
-    for param in ("sp", "mup"):
+    for param in args.params.split(","):
         results[param] = {}
         for width in widths:
             results[param][width] = [run_one(args, tokens, width, lr, param) for lr in lrs]

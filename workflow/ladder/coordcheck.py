@@ -26,7 +26,6 @@ import argparse
 import csv
 import dataclasses
 import io
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,17 +169,20 @@ def _depth(study: Study) -> int:
 
 
 def slopes(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[int, float]]]:
-    """parametrization -> layer -> step -> least-squares slope of log mean|a| on log width."""
+    """parametrization -> layer -> step -> least-squares slope of log mean|a| on log width.
+    A curve that is 0 at every width (μP's zero-initialised head gives logits of exactly 0
+    at step 1) is flat: slope 0."""
     out: dict[str, dict[str, dict[int, float]]] = {}
     keys = {(r["parametrization"], r["layer"], r["step"]) for r in rows}
     for param, layer, step in sorted(keys):
         pts = [
-            (math.log(r["width"]), math.log(r["mean_abs"]))
+            (r["width"], r["mean_abs"])
             for r in rows
             if (r["parametrization"], r["layer"], r["step"]) == (param, layer, step)
         ]
-        x, y = np.array(pts).T
-        out.setdefault(param, {}).setdefault(layer, {})[step] = float(np.polyfit(x, y, 1)[0])
+        x, y = np.array(pts, dtype=float).T
+        slope = 0.0 if not y.any() else float(np.polyfit(np.log(x), np.log(y), 1)[0])
+        out.setdefault(param, {}).setdefault(layer, {})[step] = slope
     return out
 
 
