@@ -6,6 +6,8 @@ the SLURM resources of a 2-node rung, through the executor plugin's own sbatch b
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,11 +15,19 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import pytest
 import yaml
 
 from tests.conftest import ENV, ROOT, make_shards, read_log, run, snakemake, tiny_rung
+
+
+def descendants(pid: int) -> list[int]:
+    """A process and every process below it (Linux /proc)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        kids = []
+    return [pid, *(d for k in kids for d in descendants(int(k)))]
 
 
 def free_port() -> int:
@@ -80,9 +90,8 @@ def test_a_dead_node_ends_the_other_with_an_error(shards, tmp_path):
     assert ckpt.exists(), "training did not start"
     # a lost node: its launcher, torchrun agent and worker all go at once (the worker
     # is in a session of its own, so a process group kill would miss it)
-    node1 = psutil.Process(procs[1].pid)
-    for p in [node1, *node1.children(recursive=True)]:
-        p.kill()
+    for pid in descendants(procs[1].pid):
+        os.kill(pid, signal.SIGKILL)
     t0 = time.monotonic()
     out = procs[0].communicate(timeout=180)[0]
     print(f"node 0 ended {time.monotonic() - t0:.1f} s after node 1 died")
