@@ -17,6 +17,7 @@ import yaml
 
 from ladder import devices
 from ladder.config import load_config
+from ladder.plan import plan
 from tests.conftest import ROOT, snakemake, wait_until
 
 LAUNCH = [sys.executable, "-m", "ladder.devices"]
@@ -293,7 +294,8 @@ def test_slurm_profile_takes_partition_and_account_from_the_environment(monkeypa
     # quoted: Snakemake evaluates resource values as Python (`all` is a builtin)
     assert site["default-resources"]["slurm_partition"] == "'all'"
     assert site["default-resources"]["slurm_account"] == "'p1'"
-    assert site["set-resources"]["train"] == {"gpu_model": "'h100'"}
+    # the GPU model is the GPU rules' own resource (a multi-node rung puts it in gres)
+    assert "set-resources" not in site
 
 
 def gpu_rules() -> set[str]:
@@ -310,6 +312,14 @@ def test_slurm_gpu_model_reaches_every_gpu_rule(monkeypatch):
     """A WSD study's stable segments are most of its compute: they must land on the
     site's GPU model too, not on any GPU of the partition."""
     assert {"train", "evaluate", "wsd_segment"} <= gpu_rules()
-    site = render("slurm", {"LADDER_SLURM_GPU_MODEL": "h100"}, monkeypatch)
-    for rule in gpu_rules():
-        assert site["set-resources"][rule] == {"gpu_model": "'h100'"}, rule
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            if block.split(":", 1)[0].strip() in gpu_rules():  # job_resources sets gpu_model
+                assert "TRAIN_RESOURCES" in block or "EVAL_RESOURCES" in block, block[:60]
+    monkeypatch.setenv("LADDER_SLURM_GPU_MODEL", "h100")
+    monkeypatch.setenv("LADDER_SLURM_SITE", "/nonexistent/slurm.yaml")
+    study = load_config({"ladder": {"widths": [16]}})
+    w = type("W", (), {"rung": "r"})()
+    rungs = {"r": plan(study)[0]}
+    for stage in ("train", "evaluate"):
+        assert devices.job_resources(stage, rungs, study)["gpu_model"](w) == "h100"

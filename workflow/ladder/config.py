@@ -195,6 +195,8 @@ class ClusterConfig(Section):
     cpus_per_task: int | None
     data_cpus: int  # the encode job's worker pool
     checkpoint_warning_s: int
+    gpus_per_node: int | None  # a rung with more GPUs runs on several nodes
+    rdzv_port: int  # torchrun's c10d rendezvous on a multi-node rung's first node
 
 
 @dataclass(frozen=True)

@@ -254,18 +254,46 @@ def main(argv: list[str] | None = None) -> int:
         default=FULL_GPU_PERCENT,
         help="share of GPUs the job needs: 100 = one GPU, 25 = a quarter, 200 = two",
     )
+    ap.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="nodes of a multi-node rung: in a SLURM job, srun starts one launcher per "
+        "node, each with its node's share of --gpu-percent; outside SLURM, one node",
+    )
+    ap.add_argument("--cpus-per-node", type=int, help="with --nodes: srun's --cpus-per-task")
+    ap.add_argument(
+        "--rdzv-port", type=int, default=29500, help="with --nodes: torchrun's rendezvous port"
+    )
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     args = ap.parse_args(argv)
     cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not cmd:
         ap.error("give the command after --")
-    if args.gpu_percent < 1:
-        ap.error("--gpu-percent must be >= 1")
-    pool = gpu_pool()
+    if args.gpu_percent < 1 or args.nodes < 1:
+        ap.error("--gpu-percent and --nodes must be >= 1")
     env = dict(os.environ)
+    percent = args.gpu_percent
+    if args.nodes > 1:
+        if env.get(NODE_TASK_ENV) == "1":  # one of our srun's tasks: this node's share
+            try:
+                env |= node_env(env, args.nodes, args.rdzv_port)
+            except (OSError, ValueError) as e:
+                return failed("ladder launch", e)
+            percent = max(1, percent // args.nodes)
+            print(f"ladder launch: node {env[NODE_RANK_ENV]} of {args.nodes}", flush=True)
+        elif env.get("SLURM_JOB_ID"):  # the job's first node: one launcher per node
+            srun = srun_command(
+                args.nodes, args.cpus_per_node, sys.argv[1:] if argv is None else argv
+            )
+            print(f"ladder launch: {' '.join(srun[:8])} ...", flush=True)
+            return _exec(srun, {**env, NODE_TASK_ENV: "1"})
+        else:
+            print(f"ladder launch: {args.nodes} nodes asked, not in a SLURM job: one node")
+    pool = gpu_pool()
     if pool:
         try:
-            claims = claim(pool, args.gpu_percent)
+            claims = claim(pool, percent)
         except ValueError as e:
             return failed("ladder launch", e)
         devices = [c.device for c in claims]
@@ -273,11 +301,76 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder launch: CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}", flush=True)
     else:
         print(f"ladder launch: no GPU; on the CPU{gpu_env_note()}", flush=True)
+    return _exec(cmd, env)
+
+
+def _exec(cmd: list[str], env: dict[str, str]) -> int:
+    """Replace this process by `cmd` (so the scheduler's signals reach it); 127 if it
+    cannot be started."""
     try:
         os.execvpe(cmd[0], cmd, env)
     except OSError as e:
         print(f"ladder launch: cannot run {cmd[0]}: {e}", file=sys.stderr)
         return 127
+
+
+# ----------------------------------------------------------------------------- multi-node
+
+# A multi-node rung's job runs its command on the first node (the plugin's `mpi` jobs are
+# not wrapped in srun); `ladder launch --nodes N` there starts `srun` with one task per
+# node, each a `ladder launch` again (marked by NODE_TASK_ENV), which claims its node's
+# GPUs and tells `ladder train` the torchrun layout through these variables.
+NODE_TASK_ENV = "LADDER_NODE_TASK"
+NNODES_ENV = "LADDER_NNODES"
+NODE_RANK_ENV = "LADDER_NODE_RANK"
+RDZV_ENDPOINT_ENV = "LADDER_RDZV_ENDPOINT"
+RDZV_ID_ENV = "LADDER_RDZV_ID"
+
+
+def srun_command(nodes: int, cpus_per_node: int | None, launch_argv: list[str]) -> list[str]:
+    """One task per node of the job, each `ladder launch` with the same arguments.
+
+    --kill-on-bad-exit: a node whose launcher fails (a lost node, a crashed rank) ends the
+    whole step at once, instead of the others waiting in a collective. --cpus-per-task:
+    the plugin clears SLURM_* before the job's command, so srun would give a task 1 CPU.
+    The step gets all of the job's GPUs on each node (srun's default for GRES).
+    """
+    cmd = ["srun", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1"]
+    cmd += ["--kill-on-bad-exit=1"]
+    if cpus_per_node:
+        cmd += [f"--cpus-per-task={cpus_per_node}"]
+    return [*cmd, sys.executable, "-m", "ladder.cli", "launch", *launch_argv]
+
+
+def first_host(env: dict[str, str]) -> str:
+    """The job's first node, where torchrun's c10d rendezvous listens: `scontrol show
+    hostnames` of SLURM_JOB_NODELIST, else the address of the node srun ran on
+    (SLURM_LAUNCH_NODE_IPADDR: the batch host, the first node)."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if nodelist and shutil.which("scontrol"):
+        out = subprocess.run(
+            ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True
+        )
+        if out.returncode == 0 and out.stdout.split():
+            return out.stdout.split()[0]
+    if env.get("SLURM_LAUNCH_NODE_IPADDR"):
+        return env["SLURM_LAUNCH_NODE_IPADDR"]
+    raise ValueError(
+        f"cannot tell the first node of the job: no SLURM_JOB_NODELIST ({nodelist!r}) "
+        "that scontrol can expand, and no SLURM_LAUNCH_NODE_IPADDR"
+    )
+
+
+def node_env(env: dict[str, str], nodes: int, port: int) -> dict[str, str]:
+    """What `ladder train` needs to start torchrun on this node of a multi-node job."""
+    if "SLURM_NODEID" not in env:
+        raise ValueError("a node task without SLURM_NODEID: start it with srun")
+    return {
+        NNODES_ENV: str(nodes),
+        NODE_RANK_ENV: env["SLURM_NODEID"],
+        RDZV_ENDPOINT_ENV: f"{first_host(env)}:{port}",
+        RDZV_ID_ENV: env.get("SLURM_JOB_ID", "ladder"),
+    }
 
 
 # ----------------------------------------------------------------------------- SLURM
@@ -310,6 +403,31 @@ def gpu_percent(gpus: float) -> int:
     return max(1, round(gpus * FULL_GPU_PERCENT))
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where a rung trains: `nodes` nodes of `gpus_per_node` whole GPUs each."""
+
+    nodes: int
+    gpus_per_node: int
+
+    def __str__(self) -> str:
+        return f"{self.nodes}x{self.gpus_per_node}"
+
+
+def node_layout(gpus: float, gpus_per_node: int | None) -> Layout:
+    """A rung's nodes × GPUs: one node unless it asks for more GPUs than one node has
+    (cluster.gpus_per_node), then whole nodes, so every node runs the same torchrun."""
+    whole = whole_gpus(gpus)
+    if not gpus_per_node or whole <= gpus_per_node:
+        return Layout(1, whole)
+    if whole % gpus_per_node:
+        raise ValueError(
+            f"train.gpus {gpus:g} is more than one node's GPUs (cluster.gpus_per_node "
+            f"{gpus_per_node}) and must then be a multiple of it (whole nodes)"
+        )
+    return Layout(whole // gpus_per_node, gpus_per_node)
+
+
 def signal_arg(minutes: int, cluster: ClusterConfig) -> str:
     """`--signal=USR1@S`: SLURM warns the job S s before its time limit, so the trainer
     checkpoints while it can (KillWait after SIGTERM is often only 30 s). Left out when
@@ -323,13 +441,28 @@ def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
 
     gpu: whole GPUs (SLURM's --gpus); gpu_percent: the workstation's unit (Snakemake
     rounds fractional resources to integers, so a 0.25 GPU is 25); cpus_per_task,
-    mem_mb, runtime and slurm_extra: what SLURM is asked for (study `cluster` section).
+    mem_mb, runtime and slurm_extra: what SLURM is asked for (study `cluster` section);
+    gpu_model: the site's (`slurm_site`). A rung larger than a node (`node_layout`) asks
+    instead for `nodes`, one task per node (`tasks`, `mpi`: the plugin then runs the
+    command unwrapped on the first node, where `ladder launch --nodes` starts srun;
+    `tasks_per_gpu: 0`: no --ntasks-per-gpu) and its GPUs per node (`gres`, which unlike
+    --gpus counts per node); cpus_per_task and mem_mb are then per node. A resource
+    that is None is left out.
     """
     cluster = study.cluster
 
     def gpus(w) -> float:
         g = rungs[w.rung].gpus  # evaluation is one process on one device
         return g if stage == "train" else min(g, 1)
+
+    def layout(w) -> Layout:
+        return node_layout(gpus(w), cluster.gpus_per_node)
+
+    def multi(w) -> bool:
+        return layout(w).nodes > 1
+
+    def node_gpus(w) -> int:
+        return layout(w).gpus_per_node
 
     def flops(w) -> float:
         row = rungs[w.rung].row()
@@ -341,16 +474,34 @@ def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
         return runtime_min(flops(w), gpus(w), cluster)
 
     def cpus(w) -> int:
-        return (cluster.cpus_per_task or rungs[w.rung].threads) * whole_gpus(gpus(w))
+        return (cluster.cpus_per_task or rungs[w.rung].threads) * node_gpus(w)
+
+    def gres(w) -> str | None:
+        model = site_gpu_model()
+        return f"gpu:{model + ':' if model else ''}{node_gpus(w)}" if multi(w) else None
 
     return {
-        "gpu": lambda w: whole_gpus(gpus(w)),
+        "gpu": lambda w: None if multi(w) else whole_gpus(gpus(w)),
+        "gpu_model": lambda w: None if multi(w) else site_gpu_model(),
         "gpu_percent": lambda w: gpu_percent(gpus(w)),
         "cpus_per_task": cpus,
-        "mem_mb": lambda w: cluster.mem_mb * whole_gpus(gpus(w)),
+        "mem_mb": lambda w: cluster.mem_mb * node_gpus(w),
         "runtime": runtime,
         "slurm_extra": lambda w: signal_arg(runtime(w), cluster) if stage == "train" else "",
+        "nodes": lambda w: layout(w).nodes if multi(w) else None,
+        "tasks": lambda w: layout(w).nodes if multi(w) else None,
+        "mpi": lambda w: "srun" if multi(w) else None,
+        "tasks_per_gpu": lambda w: 0 if multi(w) else None,
+        "gres": gres,
     }
+
+
+def launch_args(gpus: float, cluster: ClusterConfig, cpus_per_node: int) -> str:
+    """`ladder launch`'s multi-node arguments for a rung ('' on one node)."""
+    lay = node_layout(gpus, cluster.gpus_per_node)
+    if lay.nodes == 1:
+        return ""
+    return f"--nodes {lay.nodes} --cpus-per-node {cpus_per_node} --rdzv-port {cluster.rdzv_port}"
 
 
 @dataclass(frozen=True)
@@ -393,6 +544,13 @@ def slurm_site(env: dict[str, str] | None = None, path: Path | None = None) -> S
         value = next((env[n] for n in names if env.get(n)), from_file.get(key))
         values[key] = None if value in (None, "") else str(value)
     return Site(**values)
+
+
+def site_gpu_model() -> str | None:
+    """The site's GPU model (LADDER_SLURM_GPU_MODEL or the site file), for the GPU rules'
+    resources: a rule, not the profile, sets it, since a multi-node rung names it in
+    `gres` and must not get the plugin's `--gpus=<model>:1` too."""
+    return slurm_site().gpu_model
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import yaml
 
 from ladder.artifacts import write_text
 from ladder.config import Study, load_config
+from ladder.devices import node_layout
 from ladder.errors import ConfigError, failed
 from ladder.estimates import (
     ASSUMED,
@@ -175,6 +176,16 @@ def _sizes_and_budgets(study: Study) -> list[tuple[str, ModelShape, float, float
     return out
 
 
+def check_layout(r: Rung, study: Study) -> None:
+    """A rung larger than one node (cluster.gpus_per_node) must fill whole nodes."""
+    try:
+        node_layout(r.gpus, study.cluster.gpus_per_node)
+    except ValueError as e:
+        key = f"ladder.overrides.{r.id}.gpus"
+        key = key if "gpus" in study.ladder.overrides.get(r.id, {}) else "train.gpus"
+        raise ConfigError(f"{key}: {e}") from None
+
+
 def plan(study: Study) -> list[Rung]:
     """Expand a validated study into its rungs, in order of size, then tokens."""
     model, lad, tr = study.model, study.ladder, study.train
@@ -215,6 +226,7 @@ def plan(study: Study) -> list[Rung]:
         )
         rungs.append(Rung(**rung))
         check_memory(rungs[-1], key)
+        check_layout(rungs[-1], study)
     unknown = sorted(set(lad.overrides) - set(seen))
     if unknown:
         raise ConfigError(
@@ -400,11 +412,16 @@ def trained_flops(study: Study, rungs: list[Rung]) -> float:
     )
 
 
-def plan_csv(rungs: list[Rung], throughput: Throughput = ASSUMED) -> str:
-    """plan.csv: each rung's row, its estimated GPU-hours and the throughput they assume
-    (est_flops_per_s, and est_basis: where that number came from)."""
+def plan_csv(
+    rungs: list[Rung], throughput: Throughput = ASSUMED, gpus_per_node: int | None = None
+) -> str:
+    """plan.csv: each rung's row, the nodes × GPUs it trains on (cluster.gpus_per_node),
+    its estimated GPU-hours and the throughput they assume (est_flops_per_s, and
+    est_basis: where that number came from)."""
     rows = [r.row() for r in rungs]
     for row, r in zip(rows, rungs, strict=True):
+        layout = node_layout(r.gpus, gpus_per_node)
+        row["nodes"], row["gpus_per_node"] = layout.nodes, layout.gpus_per_node
         row["est_gpu_hours"] = gpu_hours(r, throughput.flops_per_s)
         row["est_flops_per_s"] = throughput.flops_per_s
         row["est_basis"] = throughput.basis
@@ -415,22 +432,28 @@ def plan_csv(rungs: list[Rung], throughput: Throughput = ASSUMED) -> str:
     return buf.getvalue()
 
 
-def summary_table(rungs: list[Rung], throughput: Throughput = ASSUMED) -> str:
-    """The plan as a fixed-width table with totals, for `ladder plan`."""
+def summary_table(
+    rungs: list[Rung], throughput: Throughput = ASSUMED, gpus_per_node: int | None = None
+) -> str:
+    """The plan as a fixed-width table with totals, for `ladder plan`: each rung's nodes ×
+    GPUs per node, its GPU-hours at that size, and the wall hours they take there (GPU-h /
+    GPUs: the estimate assumes the per-GPU throughput holds across nodes)."""
     head = f"{'rung':<22}{'non-emb params':>15}{'total params':>14}{'tokens':>10}{'FLOPs':>11}"
-    lines = [head + f"{'est. GPU-h':>12}"]
+    lines = [head + f"{'nodes×GPUs':>12}{'est. GPU-h':>12}{'est. wall-h':>12}"]
     total_flops = total_h = 0.0
     for r in rungs:
         row = r.row()
         hours = gpu_hours(r, throughput.flops_per_s)
+        layout = node_layout(r.gpus, gpus_per_node)
         total_flops += row["flops"]
         total_h += hours
         lines.append(
             f"{r.id:<22}{format_count(row['params_non_embedding']):>15}"
             f"{format_count(row['params_total']):>14}{format_count(r.tokens):>10}"
-            f"{row['flops']:>11.3g}{hours:>12.4g}"
+            f"{row['flops']:>11.3g}{str(layout):>12}{hours:>12.4g}"
+            f"{hours / r.gpus:>12.4g}"
         )
-    lines.append(f"{'total':<61}{total_flops:>11.3g}{total_h:>12.4g}")
+    lines.append(f"{'total':<61}{total_flops:>11.3g}{'':>12}{total_h:>12.4g}")
     return "\n".join(lines)
 
 
@@ -456,10 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder plan: warning: {warning}", file=sys.stderr)
     throughput = Throughput.choose(args.flops_per_s, study.cluster.flops_per_s)
     out = args.out or f"results/{study.study}/plan.csv"
-    write_text(out, plan_csv(rungs, throughput))
+    write_text(out, plan_csv(rungs, throughput, study.cluster.gpus_per_node))
     if args.resolved:
         write_text(args.resolved, yaml.safe_dump(study.to_dict(), sort_keys=False))
-    print(summary_table(rungs, throughput))
+    print(summary_table(rungs, throughput, study.cluster.gpus_per_node))
     print(throughput.describe())
     listed = sum(r.row()["flops"] for r in rungs)
     spent = trained_flops(study, rungs)

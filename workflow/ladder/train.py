@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ladder import mup
+from ladder import devices, mup
 from ladder.artifacts import (
     CHECKPOINT,
     MODEL_DIR,
@@ -278,9 +278,12 @@ def setup(
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
+    # global rank and world size (data slices, who writes); this node's share of them
+    # (its CPU threads and GPU) from torchrun's LOCAL_* variables, which differ across nodes
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    set_threads(job_threads(r.threads, threads, world))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    set_threads(job_threads(r.threads, threads, local_world))
     device = resolve_device(r.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -1018,14 +1021,35 @@ def last_finite_weights(run: Run, before: int, init_state: str | None) -> tuple[
 # ----------------------------------------------------------------------------- CLI
 
 
+def torchrun_args(r: Rung, env: dict[str, str]) -> list[str]:
+    """torchrun's arguments for this node: `--standalone` on one node; on a node of a
+    multi-node job (`ladder launch --nodes` set LADDER_NNODES etc., ladder.devices) one
+    agent per node meeting in a c10d rendezvous on the first node. c10d numbers the nodes
+    in the order they join (torchrun ignores --node-rank with it, and warns, so SLURM's
+    node id only names the node in the log); only global rank 0 writes, and every rank
+    restores the same checkpoint, so nothing depends on which node holds rank 0."""
+    nodes = int(env.get(devices.NNODES_ENV, "1"))
+    if nodes == 1:
+        return ["--standalone", f"--nproc-per-node={int(r.gpus)}"]
+    return [
+        f"--nnodes={nodes}",
+        f"--nproc-per-node={int(r.gpus) // nodes}",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint={env[devices.RDZV_ENDPOINT_ENV]}",
+        f"--rdzv-id={env.get(devices.RDZV_ID_ENV, 'ladder')}",
+    ]
+
+
 def relaunch_under_torchrun(r: Rung, argv: list[str]) -> None:
-    """A rung with gpus > 1 on a CUDA machine: replace this process by torchrun (exec, so
-    SLURM's signals reach torchrun, which forwards them to every rank)."""
-    n = int(r.gpus)
-    if torch.cuda.device_count() < n:
-        raise ValueError(f"rung asks for gpus={n} but {torch.cuda.device_count()} are visible")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    cmd += [f"--nproc-per-node={n}", "-m", "ladder.cli", "train", *argv]
+    """A rung with gpus > 1 on a CUDA machine, or any node of a multi-node job: replace
+    this process by torchrun (exec, so SLURM's signals reach torchrun, which forwards them
+    to every rank)."""
+    args = torchrun_args(r, dict(os.environ))
+    n = int(r.gpus) // int(os.environ.get(devices.NNODES_ENV, "1"))  # on this node
+    if resolve_device(r.device).type == "cuda" and torch.cuda.device_count() < n:
+        raise ValueError(f"rung asks for {n} GPUs here but {torch.cuda.device_count()} are visible")
+    cmd = [sys.executable, "-m", "torch.distributed.run", *args]
+    cmd += ["-m", "ladder.cli", "train", *argv]
     # torchrun forwards SIGTERM to its workers but dies of SIGUSR1 (default action);
     # ignoring it here is inherited through exec, so the agent survives while every
     # worker, which installs its own handler, checkpoints (SLURM signals all processes).
@@ -1079,11 +1103,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--stop-step and --state-out go together")
     try:
         r = Rung.from_arg(args.rung_json)
-        if (
-            r.gpus > 1
-            and "WORLD_SIZE" not in os.environ
-            and resolve_device(r.device).type == "cuda"
-        ):
+        # one node: DDP on its GPUs; a node of a multi-node job: always (also on the CPU,
+        # where its ranks use gloo), else every node would train the rung on its own
+        multi_node = int(os.environ.get(devices.NNODES_ENV, "1")) > 1
+        cuda = resolve_device(r.device).type == "cuda"
+        if "WORLD_SIZE" not in os.environ and (multi_node or (r.gpus > 1 and cuda)):
             relaunch_under_torchrun(r, argv)
         return train(
             r,

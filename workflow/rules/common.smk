@@ -86,6 +86,13 @@ def train_threads(wildcards):
     return job_threads(RUNGS[wildcards.rung])
 
 
+def launch_nodes(wildcards):
+    """`ladder launch`'s --nodes arguments for a rung larger than one node, else ''."""
+    rung = RUNGS[wildcards.rung]
+    cpus = TRAIN_RESOURCES["cpus_per_task"](wildcards)
+    return devices.launch_args(rung.gpus, STUDY.cluster, cpus)
+
+
 def data_inputs(wildcards):
     """Local data files are inputs, so editing one rebuilds the corpus (`~` expanded)."""
     return data_files(STUDY.data)

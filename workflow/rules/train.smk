@@ -10,6 +10,9 @@
 # `ladder store run` wraps training: a run whose key (spec, data hashes, training code) is
 # in the run store is copied from it instead of trained; a run trained here is put in it
 # (ladder.store). store.json says which; the GPU is claimed only for training.
+# A rung larger than one node (cluster.gpus_per_node) is a multi-node SLURM job: its
+# command runs on the first node, where `ladder launch --nodes N` starts one launcher per
+# node with srun, and `ladder train` one torchrun per node (docs/cluster.md).
 from ladder import devices
 
 TRAIN_RESOURCES = devices.job_resources("train", RUNGS, STUDY)
@@ -42,11 +45,12 @@ rule train:
         run_dir=lambda w, output: os.path.dirname(output.summary),
         init=lambda w, input: f"--init-state {input.init}" if input.init else "",
         eval_tokens=STUDY.eval.max_tokens,
+        nodes=launch_nodes,
     shell:
         "ladder store run --rung-json @{input.spec} --tokens-dir {params.tokens}"
         " --tokenizer-dir {input.tokenizer} --eval-tokens {params.eval_tokens}"
         " --out-dir {params.run_dir} {params.init} --"
-        " ladder launch --gpu-percent {resources.gpu_percent} --"
+        " ladder launch --gpu-percent {resources.gpu_percent} {params.nodes} --"
         " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
         " --eval-tokens {params.eval_tokens} --out-dir {params.run_dir} {params.init}"
         " > {log} 2>&1"

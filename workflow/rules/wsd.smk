@@ -25,8 +25,9 @@ rule wsd_segment:
         run_dir=lambda w, output: os.path.dirname(output[0]),
         init=lambda w, input: f"--init-state {input.previous}" if input.previous else "",
         eval_tokens=STUDY.eval.max_tokens,
+        nodes=for_branch(launch_nodes),
     shell:
-        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        "ladder launch --gpu-percent {resources.gpu_percent} {params.nodes} --"
         " ladder train --rung-json @{input.spec} --tokens-dir {params.tokens}"
         " --eval-tokens {params.eval_tokens}"
         " --out-dir {params.run_dir} {params.init} --stop-step {params.stop}"
