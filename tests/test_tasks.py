@@ -264,3 +264,24 @@ def test_acc_and_acc_norm_equal_lm_eval(tmp_path, trained, tokenizer_dir, monkey
     # and the same task read through lm-eval's TaskManager gives the same examples
     through = T.from_lm_eval("ladder_local", include_path=str(tmp_path / "yaml"))
     assert through == examples
+
+
+def test_tasks_csv_and_runs_csv_columns(tmp_path):
+    """The aggregate's task tables: tasks.csv long form (the fit's contract) and the final
+    checkpoints' task_<name>_* columns of runs.csv."""
+    from ladder.aggregate import TASK_COLUMNS, task_columns, task_table
+
+    paths = []
+    for run_id, step, final in [("A", 4, False), ("A", 8, True), ("B", 8, True)]:
+        record = {"task": "nl", "run": run_id, "step": step, "tokens": step * 128, "params": 10,
+                  "final": final, "acc": step / 10, "acc_norm": 0.5, "bpb": 1.0 / step,
+                  "chance": 0.25, "n_examples": 64, "device": "cpu"}  # fmt: skip
+        paths.append(tmp_path / f"{run_id}-{step}.json")
+        paths[-1].write_text(json.dumps(record))
+    table = task_table(paths)
+    assert list(table.columns) == TASK_COLUMNS == ["run", "step", "tokens", "params", "task",
+        "acc", "acc_norm", "bpb", "chance", "n_examples", "final"]  # fmt: skip
+    assert len(table) == 3
+    wide = task_columns(table)
+    assert sorted(wide.columns) == ["task_nl_acc", "task_nl_acc_norm", "task_nl_bpb"]
+    assert wide.loc["A", "task_nl_acc"] == 0.8 and wide.loc["B", "task_nl_bpb"] == 1 / 8
