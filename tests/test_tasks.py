@@ -285,3 +285,35 @@ def test_tasks_csv_and_runs_csv_columns(tmp_path):
     wide = task_columns(table)
     assert sorted(wide.columns) == ["task_nl_acc", "task_nl_acc_norm", "task_nl_bpb"]
     assert wide.loc["A", "task_nl_acc"] == 0.8 and wide.loc["B", "task_nl_bpb"] == 1 / 8
+
+
+@pytest.mark.slow
+def test_tiny_dag_with_a_task_writes_tasks_csv_and_runs_columns(tmp_path):
+    """The tiny study (two of its sizes) with the next_line task, through the real DAG."""
+    import csv
+
+    import yaml
+
+    from tests.conftest import TINY, snakemake
+
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["ladder"]["widths"] = [8, 16]
+    cfg["tasks"] = {"list": [{"name": "next_line", "builtin": "next_line", "examples": 32}]}
+    configfile = tmp_path / "tiny_tasks.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, configfile=configfile)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = tmp_path / "results/tiny"
+    rows = list(csv.DictReader((res / "tasks.csv").open()))
+    assert list(rows[0]) == ["run", "step", "tokens", "params", "task", "acc", "acc_norm",
+                             "bpb", "chance", "n_examples", "final"]  # fmt: skip
+    runs = list(csv.DictReader((res / "runs.csv").open()))
+    assert {r["run"] for r in rows} == {r["rung"] for r in runs}
+    for row, run_row in zip(sorted(rows, key=lambda r: r["run"]),
+                            sorted(runs, key=lambda r: r["rung"]), strict=True):  # fmt: skip
+        assert row["final"] == "True" and row["n_examples"] == "32" and row["chance"] == "0.25"
+        assert row["params"] == run_row["params_non_embedding"]
+        assert float(run_row["task_next_line_acc"]) == float(row["acc"])
+        assert 0 < float(run_row["task_next_line_bpb"]) == float(row["bpb"])
+        samples = (res / f"runs/{row['run']}/tasks/next_line.jsonl").read_text().splitlines()
+        assert len(samples) == 32 and len(json.loads(samples[0])["logprobs"]) == 4
