@@ -21,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/sweep.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/wsd.smk"
+include: "workflow/rules/tasks.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/report.smk"
 
@@ -32,6 +33,7 @@ localrules:
     rung_spec,
     tune,
     aggregate,
+    task,
     fit,
     report,
 

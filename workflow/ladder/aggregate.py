@@ -110,12 +110,36 @@ def curves(plan_rows: list[dict], runs_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+# tasks.csv: one row per (run, step, task), long form (ladder.scoring's summaries); the
+# contract `ladder fit --law task` reads. params is params_non_embedding, runs.csv's N.
+TASK_COLUMNS = ["run", "step", "tokens", "params", "task", "acc", "acc_norm", "bpb", "chance",
+                "n_examples", "final"]  # fmt: skip
+
+
+def task_table(summaries: list[str | Path]) -> pd.DataFrame:
+    """Every task summary JSON (`ladder score --out`) as tasks.csv's rows."""
+    rows = [json.loads(Path(p).read_text()) for p in summaries]
+    table = pd.DataFrame([{k: r.get(k) for k in TASK_COLUMNS} for r in rows], columns=TASK_COLUMNS)
+    return table.sort_values(["run", "task", "step"], ignore_index=True)
+
+
+def task_columns(tasks: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv's per-task columns from the final checkpoints: task_<name>_{acc,acc_norm,bpb},
+    one row per run (index: run)."""
+    final = tasks[tasks["final"].astype(bool)]
+    wide = final.pivot(index="run", columns="task", values=["acc", "acc_norm", "bpb"])
+    wide.columns = [f"task_{task}_{metric}" for metric, task in wide.columns]
+    return wide
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ladder aggregate", description=__doc__.splitlines()[0])
     ap.add_argument("--rungs-json", required=True, help="plan rows of every rung, as JSON")
     ap.add_argument("--runs-dir", required=True, help="holds <rung>/{train,eval}.json")
     ap.add_argument("--out", required=True, help="runs.csv")
     ap.add_argument("--curves", help="curves.csv (learning curves of every rung)")
+    ap.add_argument("--task-scores", nargs="*", default=[], help="task summaries (ladder score)")
+    ap.add_argument("--tasks-out", help="tasks.csv (every run x checkpoint x task)")
     args = ap.parse_args(argv)
     runs_dir = Path(args.runs_dir)
     plan_rows = json.loads(args.rungs_json)
@@ -129,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder aggregate: error: missing {', '.join(missing)}", file=sys.stderr)
         return 2
     table = pd.DataFrame([rung_row(r, runs_dir / r["id"]) for r in plan_rows])
+    if args.tasks_out:
+        tasks = task_table(args.task_scores)
+        write_text(args.tasks_out, tasks.to_csv(index=False))
+        if len(tasks):
+            table = table.join(task_columns(tasks), on="rung")
     write_text(args.out, table.to_csv(index=False))
     if args.curves:
         write_text(args.curves, curves(plan_rows, runs_dir).to_csv(index=False))

@@ -20,6 +20,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "launch": ("ladder.devices", "run a command on its own GPU(s) (CUDA_VISIBLE_DEVICES)"),
     "train": ("ladder.train", "train one rung"),
     "evaluate": ("ladder.evaluate", "held-out loss and bits/byte of one rung"),
+    "task": ("ladder.tasks", "build or check a multiple-choice task's JSONL file"),
+    "score": ("ladder.scoring", "score one rung (or checkpoint) on one task: acc, acc_norm, bpb"),
     "tune": ("ladder.tune", "choose a size's learning rate/batch from its sweep runs"),
     "rung": ("ladder.tune", "write a rung's final spec (with its tuned hyperparameters)"),
     "aggregate": ("ladder.aggregate", "collect every rung into runs.csv and curves.csv"),

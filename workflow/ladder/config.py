@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -176,6 +177,34 @@ class FitConfig(Section):
 
 
 @dataclass(frozen=True)
+class TaskSpec(Section):
+    """tasks.list[i]: one multiple-choice task, from exactly one of a local JSONL file, an
+    lm-eval task, or a task built from the study's val split (ladder.tasks)."""
+
+    name: str
+    path: str | None
+    lm_eval: str | None
+    builtin: str | None  # next_line
+    examples: int | None
+    context_lines: int
+    chance: float | None
+
+    @property
+    def kind(self) -> str:
+        """path | lm_eval | builtin: where the task's examples come from."""
+        return "path" if self.path else "lm_eval" if self.lm_eval else "builtin"
+
+
+@dataclass(frozen=True)
+class TasksConfig(Section):
+    """tasks: what every rung is scored on, and how (ladder.tasks, ladder.scoring)."""
+
+    batch_size: int
+    checkpoints: int  # intermediate checkpoints per rung, scored too (only with tasks)
+    list: tuple[TaskSpec, ...]
+
+
+@dataclass(frozen=True)
 class ReportConfig(Section):
     """report: the target the report extrapolates to ({params|tokens|flops: value})."""
 
@@ -230,6 +259,7 @@ class Study(Section):
     train: TrainConfig
     eval: EvalConfig
     fit: FitConfig
+    tasks: TasksConfig
     report: ReportConfig
     tracking: TrackingConfig
     store: StoreConfig
@@ -264,8 +294,11 @@ def build(cls: type, value: dict[str, Any]):
     types = _field_types(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(types[f.name]):
-            kwargs[f.name] = build(types[f.name], value[f.name])
+        kind, args = types[f.name], typing.get_args(types[f.name])
+        if dataclasses.is_dataclass(kind):
+            kwargs[f.name] = build(kind, value[f.name])
+        elif typing.get_origin(kind) is tuple and args and dataclasses.is_dataclass(args[0]):
+            kwargs[f.name] = tuple(build(args[0], item) for item in value[f.name])  # tasks.list
         else:
             kwargs[f.name] = _frozen(value[f.name])
     return cls(**kwargs)
@@ -577,6 +610,7 @@ def check_semantics(study: Study) -> None:
             f"it must be >= {window} (model.seq_len {model.seq_len}"
             + (" + 1 for the next-token target)" if window > model.seq_len else ")")
         )
+    _check_tasks(study.tasks)
     tr = study.train
     if tr.batch_tokens % model.seq_len:
         raise ConfigError(
@@ -632,4 +666,27 @@ def _check_sources(study: Study) -> None:
                 f"tokenizer.vocab_size: {tok.vocab_size} is too small for "
                 f"{data.synthetic.n_symbols} symbols; it must be >= {need} "
                 "(symbols + <|endoftext|> + <|mask|>)"
+            )
+
+
+def _check_tasks(tasks: TasksConfig) -> None:
+    """Each task names exactly one source, which exists; names are unique."""
+    seen: set[str] = set()
+    for i, task in enumerate(tasks.list):
+        key = f"tasks.list[{i}]"
+        given = [k for k in ("path", "lm_eval", "builtin") if getattr(task, k)]
+        if len(given) != 1:
+            raise ConfigError(
+                f"{key} ({task.name}): give exactly one of path, lm_eval or builtin"
+                + (f", not {' and '.join(given)}" if given else "")
+            )
+        if task.name in seen:
+            raise ConfigError(f"{key}.name: '{task.name}' is given twice; task names are unique")
+        seen.add(task.name)
+        if task.path and not os.path.isfile(os.path.expanduser(task.path)):
+            raise ConfigError(f"{key}.path: '{task.path}' is not a file")
+        if task.lm_eval and importlib.util.find_spec("lm_eval") is None:
+            raise ConfigError(
+                f'{key}.lm_eval: lm-eval is not installed; run `pip install -e ".[tasks]"` '
+                "(or give the task as a local JSONL file, docs/tasks.md)"
             )

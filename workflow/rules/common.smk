@@ -65,6 +65,7 @@ wildcard_constraints:
     size="|".join(re.escape(s) for s in SWEEPS) or "no-sweeps",
     wsd_size="|".join(re.escape(s) for s in WSD) or "no-wsd",
     branch="|".join(re.escape(r) for r in LADDER),
+    task="|".join(re.escape(t.name) for t in STUDY.tasks.list) or "no-tasks",
 
 
 def rung_json(wildcards):
@@ -140,3 +141,24 @@ def for_branch(resource):
     from types import SimpleNamespace
 
     return lambda wildcards: resource(SimpleNamespace(rung=wildcards.branch))
+
+
+TASKS = {t.name: t for t in STUDY.tasks.list}  # the study's multiple-choice tasks
+
+
+def task_inputs(wildcards):
+    """A task file's source: the local file, or the corpus (next_line); lm-eval: none."""
+    task = TASKS[wildcards.task]
+    if task.path:
+        return [os.path.expanduser(task.path)]
+    return [f"{RESULTS}/corpus"] if task.builtin else []
+
+
+def task_chance(name):
+    chance = TASKS[name].chance
+    return f"--chance {chance}" if chance is not None else ""
+
+
+def all_task_scores():
+    """Every rung's summary of every task (the final checkpoints)."""
+    return [f"{RESULTS}/runs/{r}/tasks/{t}.json" for r in LADDER for t in TASKS]

@@ -7,9 +7,11 @@ rule aggregate:
         evals=all_runs("eval.json"),
         logs=all_runs("train_log.csv"),
         sources=all_runs("store.json"),
+        tasks=all_task_scores(),
     output:
         runs=f"{RESULTS}/runs.csv",
         curves=f"{RESULTS}/curves.csv",
+        tasks=f"{RESULTS}/tasks.csv",
     log:
         f"{LOGS}/aggregate.log",
     conda:
@@ -19,7 +21,8 @@ rule aggregate:
         rungs=json.dumps([RUNGS[r].row() for r in LADDER], sort_keys=True),
     shell:
         "ladder aggregate --rungs-json {params.rungs:q} --runs-dir {params.runs_dir}"
-        " --out {output.runs} --curves {output.curves} > {log} 2>&1"
+        " --out {output.runs} --curves {output.curves}"
+        " --task-scores {input.tasks} --tasks-out {output.tasks} > {log} 2>&1"
 
 
 rule fit:
