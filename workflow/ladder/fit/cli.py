@@ -24,6 +24,7 @@ from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError
+from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
 from ladder.fit.table import fit_table, to_json, write_fits
 
 
@@ -45,6 +46,8 @@ def _summary(result: dict) -> str:
         if "groups" in entry:  # a curve law: one fit per model size
             lines += _curve_summary(key, entry)
             continue
+        if "predictions" in entry:  # the task law: its chained predictions
+            lines += _task_summary(key, entry)
         parts = []
         for name, value in entry["params"].items():
             ci = entry["ci95"].get(name)
@@ -53,6 +56,18 @@ def _summary(result: dict) -> str:
         extra = f" (held-out largest size: MARE {held:.2%})" if held is not None else ""
         lines.append(f"{key}: " + ", ".join(parts) + extra)
     return "\n".join(lines)
+
+
+def _task_summary(key: str, entry: dict) -> list[str]:
+    lines = []
+    for p in entry["predictions"]:
+        ci = p.get("acc_ci95")
+        band = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+        lines.append(
+            f"{key}: N={p['N']:.3g}, D={p['D']:.3g}: task loss {p['task_loss']:.4g}, "
+            f"acc {p['acc']:.3g}{band}"
+        )
+    return lines
 
 
 def _curve_summary(key: str, entry: dict) -> list[str]:
@@ -76,9 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--law",
         required=True,
-        choices=[*LAWS, *CURVE_LAW_NAMES, "all"],
+        choices=[*LAWS, *CURVE_LAW_NAMES, "task", "all"],
         help="law to fit; 'all' fits every law the data supports; annealing, multipower, "
-        "annealing_sized and approach1 read a curves table (curves.csv)",
+        "annealing_sized and approach1 read a curves table (curves.csv); task fits a "
+        "task's accuracy in two steps (Bhagia et al. 2024) to runs.csv or tasks.csv",
     )
     ap.add_argument(
         "--x",
@@ -107,7 +123,33 @@ def _parser() -> argparse.ArgumentParser:
         )
     _estimator_options(ap)
     _curve_options(ap)
+    _task_options(ap)
     return ap
+
+
+def _task_options(ap: argparse.ArgumentParser) -> None:
+    """--law task (ladder.fit.task): which columns hold the task loss and accuracy."""
+    d = TaskColumns()
+    ap.add_argument(
+        "--task-loss-col", metavar="COL", default=d.task_loss, help="task: (default bpb)"
+    )
+    ap.add_argument("--acc-col", metavar="COL", default=d.acc, help="task: (default acc)")
+    ap.add_argument("--task-col", metavar="COL", default=d.task, help="task: (default task)")
+    ap.add_argument("--task", metavar="NAME", help="task: the task's rows of a long table")
+    ap.add_argument(
+        "--chance",
+        type=float,
+        default=None,
+        metavar="P",
+        help="task: chance accuracy, step 2's floor (default: the table's chance column)",
+    )
+    ap.add_argument(
+        "--predict",
+        action="append",
+        default=[],
+        metavar="N,D",
+        help="task: predict task loss and accuracy of N parameters on D tokens; repeatable",
+    )
 
 
 def _curve_options(ap: argparse.ArgumentParser) -> None:
@@ -227,6 +269,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.law in CURVE_LAW_NAMES:
             result = _curves_only(args)
+        elif args.law == "task":
+            result = _task(args)
         else:
             result = _runs_table(args, cols)
         rows = result.pop("_predicted", [])
@@ -244,6 +288,34 @@ def main(argv: list[str]) -> int:
         write_predictions(path, rows)
         print(f"predicted curves: {path}", file=sys.stderr)
     return 0
+
+
+def _task(args) -> dict:
+    """fits.json with laws.task from a runs or tasks table (ladder.fit.task)."""
+    df = _read_csv(args.runs)
+    # runs.csv names a run `rung`, tasks.csv `run`: the one the table has
+    run = args.run_col if args.run_col in df.columns else TaskColumns.run
+    cols = TaskColumns(
+        args.params_col, args.tokens_col, args.task_loss_col, args.acc_col, run, args.task_col
+    )
+    targets = [parse_target(t) for t in args.predict]
+    if args.bootstrap < 0:
+        raise FitError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    points = load_points(df, cols, args.task, args.chance)
+    columns = {
+        "params": cols.params,
+        "tokens": cols.tokens,
+        "task_loss": cols.task_loss,
+        "acc": cols.acc,
+    }
+    try:
+        entry = fit_task(points, targets, args.bootstrap, args.seed, columns)
+    except FitError as e:
+        raise FitError(f"cannot fit task: {e}") from None
+    if args.task:
+        entry["task"] = args.task
+    meta = {"runs": args.runs, "bootstrap": args.bootstrap, "seed": args.seed}
+    return {"laws": {"task": entry}, "meta": meta | {"data_warnings": points.warnings}}
 
 
 def _runs_table(args, cols: Columns) -> dict:

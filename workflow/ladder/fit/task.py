@@ -185,9 +185,17 @@ def support(points: TaskPoints) -> str | None:
     for name, v in (("params", points.N[last]), ("tokens", points.D[last])):
         if (found := distinct(v)) < 2:
             return f"step 1: needs at least 2 distinct {name} values (5% apart); found {found}"
-    if (found := distinct(points.loss)) < 4:
-        return f"step 2: needs at least 4 distinct task losses (5% apart); found {found}"
+    if not _spans(points.loss):
+        return (
+            f"step 2: needs at least 4 checkpoints with distinct task losses spanning 5%; "
+            f"found {len(np.unique(points.loss))} spanning {np.ptp(np.log(points.loss)):.1%}"
+        )
     return None
+
+
+def _spans(L: np.ndarray) -> bool:
+    """Step 2 has something to fit: 4+ distinct task losses, the largest 5% above the least."""
+    return len(np.unique(L)) >= 4 and L.max() > 1.05 * L.min()
 
 
 # -------------------------------------------------------------------------------- step 2
@@ -199,9 +207,12 @@ def sigmoid(p: dict, L) -> np.ndarray:
     return np.asarray(p["a"]) / (1.0 + np.exp(z)) + np.asarray(p["b"])
 
 
-def fit_step2(L: np.ndarray, acc: np.ndarray, w: np.ndarray, chance: float) -> dict | None:
+def fit_step2(
+    L: np.ndarray, acc: np.ndarray, w: np.ndarray, chance: float, warm: dict | None = None
+) -> dict | None:
     """(a, b, k, L0) by weighted least squares from a small grid of starts (L0 over the
-    observed losses, k over a decade each side of 1/spread); None when no start converges."""
+    observed losses, k over a decade each side of 1/spread), or from `warm` alone (a bootstrap
+    resample starts from the full fit); None when no start converges."""
     keep = w > 0
     L, acc, sw = L[keep], acc[keep], np.sqrt(w[keep])
     top = 1.0 - chance
@@ -210,21 +221,26 @@ def fit_step2(L: np.ndarray, acc: np.ndarray, w: np.ndarray, chance: float) -> d
     def residuals(t):
         return sw * (sigmoid({"a": t[0], "b": chance, "k": t[1], "L0": t[2]}, L) - acc)
 
+    grid = [
+        (min(max(float(acc.max()) - chance, 1e-3), top), k, float(L0))
+        for L0 in np.quantile(L, [0.2, 0.5, 0.8])
+        for k in (0.3 / spread, 3.0 / spread, 30.0 / spread)
+    ]
+    starts = grid if warm is None else [(min(warm["a"], top), warm["k"], warm["L0"])]
     best = None
-    for L0 in np.quantile(L, [0.2, 0.5, 0.8]):
-        for k in (0.3 / spread, 3.0 / spread, 30.0 / spread):
-            start = [min(max(float(acc.max()) - chance, 1e-3), top), k, float(L0)]
-            try:
-                res = least_squares(
-                    residuals,
-                    start,
-                    bounds=([1e-9, 1e-9, -np.inf], [top, np.inf, np.inf]),
-                    x_scale=[top, k, spread],
-                )
-            except ValueError:
-                continue
-            if res.success and (best is None or res.cost < best.cost):
-                best = res
+    for a0, k, L0 in starts:
+        start = [a0, k, L0]
+        try:
+            res = least_squares(
+                residuals,
+                start,
+                bounds=([1e-9, 1e-9, -np.inf], [top, np.inf, np.inf]),
+                x_scale=[top, max(k, 1e-6), spread],
+            )
+        except ValueError:
+            continue
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
     if best is None:
         return None
     a, k, L0 = best.x
@@ -303,7 +319,7 @@ def fit_task(
     for n, d in targets:
         L, acc = chained(s1, s2, n, d)
         preds.append({"N": n, "D": d, "C": 6 * n * d, "task_loss": float(L), "acc": float(acc)})
-    boot = _bootstrap(points, minima, targets, bootstrap, seed) if bootstrap > 0 else None
+    boot = _bootstrap(points, minima, s2, targets, bootstrap, seed) if bootstrap > 0 else None
     entry["bootstrap"] = {
         "resamples": bootstrap,
         "used": 0,
@@ -330,7 +346,7 @@ def fit_task(
     return entry
 
 
-def _bootstrap(points: TaskPoints, minima, targets, B: int, seed: int) -> dict:
+def _bootstrap(points: TaskPoints, minima, s2_full: dict, targets, B: int, seed: int) -> dict:
     n = len(points.runs)
     rng = np.random.default_rng([seed, 22])
     counts = np.zeros((B, n))
@@ -340,9 +356,10 @@ def _bootstrap(points: TaskPoints, minima, targets, B: int, seed: int) -> dict:
     for j in range(B):
         s1 = {k: float(p1[k][j]) for k in CHINCHILLA_NAMES}
         sub = counts[j] > 0
-        if distinct(points.loss[sub[points.run]]) < 4 or not all(map(math.isfinite, s1.values())):
+        if not _spans(points.loss[sub[points.run]]) or not all(map(math.isfinite, s1.values())):
             continue
-        s2 = fit_step2(points.loss, points.acc, counts[j][points.run], points.chance)
+        w = counts[j][points.run]
+        s2 = fit_step2(points.loss, points.acc, w, points.chance, warm=s2_full)
         if s2 is None:
             continue
         s2.pop("_cost")
