@@ -24,8 +24,8 @@ from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError
-from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
 from ladder.fit.table import fit_table, to_json, write_fits
+from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
 
 
 def _read_csv(path: str) -> pd.DataFrame:

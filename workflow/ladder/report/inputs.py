@@ -37,6 +37,7 @@ class ReportInputs:
     config: dict | None = None
     target: tuple[str, float] | None = None  # (axis variable, value), e.g. ("params", 1e9)
     curve_laws: dict[str, dict] = field(default_factory=dict)  # annealing, multipower, approach1
+    task_laws: dict[str, dict] = field(default_factory=dict)  # "task", "task:<name>" (fit.task)
 
     def column(self, var: str) -> str:
         """The runs.csv column the fits used for a variable (fits.json meta), else the default."""
@@ -151,7 +152,11 @@ def load(
     laws = fits.get("laws", {})
     # the laws of whole curves have their own section (ladder.report.curve_laws)
     curve_laws = {k: laws.pop(k) for k in CURVE_LAW_NAMES if k in laws}
-    study = ReportInputs(runs, laws, fits.get("meta", {}), curve_laws=curve_laws)
+    # so do the task laws (ladder.fit.task): accuracy, not loss
+    task_laws = {k: laws.pop(k) for k in list(laws) if k == "task" or k.startswith("task:")}
+    study = ReportInputs(
+        runs, laws, fits.get("meta", {}), curve_laws=curve_laws, task_laws=task_laws
+    )
     loss_col = study.fit_columns().loss
     if loss_col not in runs.columns:
         raise ValueError(f"{runs_csv} has no loss column '{loss_col}'")
