@@ -120,3 +120,25 @@ def test_bad_input_is_named(tmp_path, capsys, change, extra, says):
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err
     assert not (tmp_path / "fits.json").exists()
+
+
+def test_law_all_with_tasks_fits_every_task_and_skips_what_it_cannot(tmp_path):
+    """The study's fit rule: --law all --tasks tasks.csv; a task on too few runs is skipped
+    with why, the others fitted, laws.task being the first task's entry."""
+    df = tasks_table()
+    tiny = df[df["run"].str.startswith("N1e+06")].assign(task="a_tiny")
+    tasks = tmp_path / "tasks.csv"
+    pd.concat([df, tiny]).to_csv(tasks, index=False)
+    runs = df[df["final"]].assign(
+        rung=lambda d: d["run"], params_non_embedding=lambda d: d["params"], loss_nats=3.0
+    )
+    runs["loss_nats"] = 3 * runs["bpb"]
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "fits.json"
+    argv = [str(tmp_path / "runs.csv"), "--law", "all", "--tasks", str(tasks)]
+    assert main([*argv, "--predict", "1e8,2e9", "--bootstrap", "20", "--out", str(out)]) == 0
+    laws = json.loads(out.read_text())["laws"]
+    assert "chinchilla" in laws
+    assert "runs for 5 parameters" in laws["task:a_tiny"]["skipped"]
+    assert laws["task"] == laws["task:a_tiny"]
+    assert laws["task:next_line"]["predictions"][0]["acc_ci95"] is not None

@@ -173,6 +173,7 @@ class FitConfig(Section):
     """fit: the scaling-law fits."""
 
     bootstrap: int
+    task_targets: tuple[tuple[float, float], ...]  # (N, D): each task's accuracy predicted
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,16 @@ def for_branch(resource):
     from types import SimpleNamespace
 
     return lambda wildcards: resource(SimpleNamespace(rung=wildcards.branch))
+
+
+def task_table(wildcards):
+    """The fit's tasks.csv when the study scores tasks (config `tasks:`), else nothing."""
+    return {"tasks": f"{RESULTS}/tasks.csv"} if config.get("tasks") else {}
+
+
+def task_fit_args(wildcards, input):
+    """`ladder fit`'s --tasks and --predict N,D (config fit.task_targets) for the task laws."""
+    if not config.get("tasks"):
+        return ""
+    targets = "".join(f" --predict {n:g},{d:g}" for n, d in STUDY.fit.task_targets)
+    return f" --tasks {input.tasks}{targets}"

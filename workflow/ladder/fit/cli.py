@@ -144,6 +144,12 @@ def _task_options(ap: argparse.ArgumentParser) -> None:
         help="task: chance accuracy, step 2's floor (default: the table's chance column)",
     )
     ap.add_argument(
+        "--tasks",
+        metavar="TASKS.csv",
+        help="with --law all: also fit every task of this long table: laws['task:<name>'] "
+        "(and laws.task, the first task); a task the data cannot support is skipped with why",
+    )
+    ap.add_argument(
         "--predict",
         action="append",
         default=[],
@@ -290,26 +296,53 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _task_columns(args, df) -> TaskColumns:
+    # runs.csv names a run `rung`, tasks.csv `run`: the one the table has
+    run = args.run_col if args.run_col in df.columns else TaskColumns.run
+    # tasks.csv's N column is `params` (the same count as runs.csv's --params-col)
+    params = args.params_col if args.params_col in df.columns else "params"
+    return TaskColumns(
+        params, args.tokens_col, args.task_loss_col, args.acc_col, run, args.task_col
+    )
+
+
+def _every_task(args) -> dict:
+    """With --law all --tasks: one entry per task, {"skipped": reason} where it cannot be
+    fitted, so a study with a small ladder still gets its fits.json."""
+    df = _read_csv(args.tasks)
+    cols = _task_columns(args, df)
+    targets = [parse_target(t) for t in args.predict]
+    if cols.task not in df.columns:
+        raise FitError(f"{args.tasks}: no task column '{cols.task}' (set --task-col)")
+    entries: dict = {}
+    for name in sorted(df[cols.task].astype(str).unique()):
+        try:
+            points = load_points(df, cols, name, args.chance)
+            entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
+            entry["task"] = name
+        except FitError as e:
+            entry = {"skipped": str(e), "task": name}
+        entries.setdefault("task", entry)
+        entries[f"task:{name}"] = entry
+    return entries
+
+
+def _task_column_names(cols: TaskColumns) -> dict:
+    return {"params": cols.params, "tokens": cols.tokens, "task_loss": cols.task_loss} | {
+        "acc": cols.acc
+    }
+
+
 def _task(args) -> dict:
     """fits.json with laws.task from a runs or tasks table (ladder.fit.task)."""
     df = _read_csv(args.runs)
-    # runs.csv names a run `rung`, tasks.csv `run`: the one the table has
-    run = args.run_col if args.run_col in df.columns else TaskColumns.run
-    cols = TaskColumns(
-        args.params_col, args.tokens_col, args.task_loss_col, args.acc_col, run, args.task_col
-    )
+    cols = _task_columns(args, df)
     targets = [parse_target(t) for t in args.predict]
     if args.bootstrap < 0:
         raise FitError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     points = load_points(df, cols, args.task, args.chance)
-    columns = {
-        "params": cols.params,
-        "tokens": cols.tokens,
-        "task_loss": cols.task_loss,
-        "acc": cols.acc,
-    }
     try:
-        entry = fit_task(points, targets, args.bootstrap, args.seed, columns)
+        entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
     except FitError as e:
         raise FitError(f"cannot fit task: {e}") from None
     if args.task:
@@ -320,6 +353,8 @@ def _task(args) -> dict:
 
 def _runs_table(args, cols: Columns) -> dict:
     """fits.json from a runs table (and, with --law all --curves, the curve laws)."""
+    if args.tasks and args.law != "all":
+        raise FitError("--tasks goes with --law all (--law task reads its table itself)")
     if args.curves and args.law != "all":
         raise FitError("--curves goes with --law all (a curve law reads CURVES.csv itself)")
     if args.predict_size and not args.curves:
@@ -339,6 +374,9 @@ def _runs_table(args, cols: Columns) -> dict:
         args.isoflop_method,
         args.loss_noise,
     )
+    if args.tasks:
+        result["laws"].update(_every_task(args))
+        result["meta"]["tasks"] = args.tasks
     if args.curves:
         entries, rows = _curve_laws(args, skip=True)
         result["laws"].update(entries)
