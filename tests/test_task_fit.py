@@ -142,3 +142,28 @@ def test_law_all_with_tasks_fits_every_task_and_skips_what_it_cannot(tmp_path):
     assert "runs for 5 parameters" in laws["task:a_tiny"]["skipped"]
     assert laws["task"] == laws["task:a_tiny"]
     assert laws["task:next_line"]["predictions"][0]["acc_ci95"] is not None
+
+
+def test_report_draws_each_task_and_says_one_line(tmp_path):
+    """ladder report with a task law: task_scaling.png/svg and one report.md line per task
+    whose numbers are fits.json's."""
+    from ladder.report import cli as report_cli
+
+    df = tasks_table()
+    tasks = tmp_path / "tasks.csv"
+    df.to_csv(tasks, index=False)
+    runs = df[df["final"]].assign(rung=lambda d: d["run"], params_non_embedding=df["params"])
+    runs = runs.assign(loss_nats=3 * runs["bpb"], flops=6 * runs["params"] * runs["tokens"])
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    fits = tmp_path / "fits.json"
+    argv = [str(tmp_path / "runs.csv"), "--law", "all", "--tasks", str(tasks)]
+    assert main([*argv, "--predict", "1e8,2e9", "--bootstrap", "20", "--out", str(fits)]) == 0
+    out = tmp_path / "report"
+    assert report_cli.main([str(tmp_path / "runs.csv"), str(fits), "--out", str(out)]) == 0
+    for ext in ("png", "svg"):
+        assert (out / f"task_scaling.{ext}").stat().st_size > 1000
+    md = (out / "report.md").read_text()
+    entry = json.loads(fits.read_text())["laws"]["task:next_line"]
+    (line,) = [x for x in md.splitlines() if x.startswith("- **next_line**")]
+    assert f"{entry['predictions'][0]['acc']:.3g}" in line
+    assert f"L0 = {entry['step2']['params']['L0']:.3g}" in line

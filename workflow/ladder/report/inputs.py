@@ -38,6 +38,7 @@ class ReportInputs:
     target: tuple[str, float] | None = None  # (axis variable, value), e.g. ("params", 1e9)
     curve_laws: dict[str, dict] = field(default_factory=dict)  # annealing, multipower, approach1
     task_laws: dict[str, dict] = field(default_factory=dict)  # "task", "task:<name>" (fit.task)
+    tasks: pd.DataFrame | None = None  # tasks.csv: every checkpoint's task scores
 
     def column(self, var: str) -> str:
         """The runs.csv column the fits used for a variable (fits.json meta), else the default."""
@@ -142,6 +143,7 @@ def load(
     meta_json: str | None = None,
     config_yaml: str | None = None,
     extrapolate_to: str | None = None,
+    tasks_csv: str | None = None,
 ) -> ReportInputs:
     """Read the tables; optional inputs that are absent (or empty) are simply not drawn."""
     runs = pd.read_csv(runs_csv)
@@ -167,6 +169,8 @@ def load(
     if curves_csv and os.path.exists(curves_csv) and os.path.getsize(curves_csv) > 0:
         study.curves = pd.read_csv(curves_csv)
         study.curves["rung"] = study.curves["rung"].astype(str)
+    if tasks_csv and os.path.exists(tasks_csv) and os.path.getsize(tasks_csv) > 0:
+        study.tasks = pd.read_csv(tasks_csv)
     if meta_json and os.path.exists(meta_json):
         value = json.loads(Path(meta_json).read_text()).get("entropy_nats_per_token")
         study.entropy_nats = float(value) if value is not None else None
