@@ -133,6 +133,7 @@ def test_law_all_with_tasks_fits_every_task_and_skips_what_it_cannot(tmp_path):
         rung=lambda d: d["run"], params_non_embedding=lambda d: d["params"], loss_nats=3.0
     )
     runs["loss_nats"] = 3 * runs["bpb"]
+    runs["diverged"] = runs["rung"] == "N1.6e+07-T80"  # runs.csv says so; tasks.csv does not
     runs.to_csv(tmp_path / "runs.csv", index=False)
     out = tmp_path / "fits.json"
     argv = [str(tmp_path / "runs.csv"), "--law", "all", "--tasks", str(tasks)]
@@ -142,6 +143,8 @@ def test_law_all_with_tasks_fits_every_task_and_skips_what_it_cannot(tmp_path):
     assert "runs for 5 parameters" in laws["task:a_tiny"]["skipped"]
     assert laws["task"] == laws["task:a_tiny"]
     assert laws["task:next_line"]["predictions"][0]["acc_ci95"] is not None
+    assert laws["task:next_line"]["n_runs"] == 14
+    assert "N1.6e+07-T80" not in laws["task:next_line"]["rows"]
 
 
 def test_report_draws_each_task_and_says_one_line(tmp_path):

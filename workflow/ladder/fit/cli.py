@@ -23,7 +23,7 @@ from ladder.fit.curve_table import CURVE_LAW_NAMES, IN_ALL, fit_curves, write_pr
 from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
-from ladder.fit.runs import VARIABLES, Columns, FitError
+from ladder.fit.runs import VARIABLES, Columns, FitError, truthy
 from ladder.fit.table import fit_table, to_json, write_fits
 from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
 
@@ -311,6 +311,12 @@ def _every_task(args) -> dict:
     fitted, so a study with a small ladder still gets its fits.json."""
     df = _read_csv(args.tasks)
     cols = _task_columns(args, df)
+    # tasks.csv has no `diverged` column: runs.csv says which runs diverged
+    runs = _read_csv(args.runs)
+    if "diverged" not in df.columns and {"diverged", args.run_col} <= set(runs.columns):
+        gone = set(runs.loc[truthy(runs["diverged"]), args.run_col].astype(str))
+        if cols.run in df.columns:
+            df = df.assign(diverged=df[cols.run].astype(str).isin(gone))
     targets = [parse_target(t) for t in args.predict]
     if cols.task not in df.columns:
         raise FitError(f"{args.tasks}: no task column '{cols.task}' (set --task-col)")
