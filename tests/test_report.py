@@ -146,7 +146,9 @@ def test_every_plot_is_written_and_nontrivial(full, tiny):
     for paths, min_bytes in ((full, 15_000), (tiny, 5_000)):
         for stem in REPORT_PLOTS:
             png, svg = paths["out"] / f"{stem}.png", paths["out"] / f"{stem}.svg"
-            assert png.stat().st_size > min_bytes, stem
+            # neither study scores tasks: task_scaling says so (drawn: test_task_fit.py)
+            least = 5_000 if stem == "task_scaling" else min_bytes
+            assert png.stat().st_size > least, stem
             pixels = mpimg.imread(png)[..., :3]
             # non-trivial: a good share of the canvas is not background
             assert (pixels.std(axis=-1) + np.abs(pixels - 1).mean(axis=-1) > 0.05).mean() > 0.02

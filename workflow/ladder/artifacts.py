@@ -50,6 +50,7 @@ REPORT_PLOTS: dict[str, tuple[str, str]] = {
     "self_similarity": ("4. Scale properties", "Self-similarity: curve collapse"),
     "scale_independence": ("4. Scale properties", "Independence: exponent vs scale"),
     "residuals": ("5. Residuals", "Residuals of each law"),
+    "task_scaling": ("6. Tasks", "Accuracy vs compute and task loss"),
 }
 # corpus/, tokenizer/ and tokens/
 CORPUS_STATS_JSON = "stats.json"  # counts and the list of shards of each split

@@ -174,6 +174,7 @@ class FitConfig(Section):
     """fit: the scaling-law fits."""
 
     bootstrap: int
+    task_targets: tuple[tuple[float, float], ...]  # (N, D): each task's accuracy predicted
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,6 @@ class TasksConfig(Section):
     """tasks: what every rung is scored on, and how (ladder.tasks, ladder.scoring)."""
 
     batch_size: int
-    checkpoints: int  # intermediate checkpoints per rung, scored too (only with tasks)
     list: tuple[TaskSpec, ...]
 
 

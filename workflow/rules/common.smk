@@ -162,3 +162,16 @@ def task_chance(name):
 def all_task_scores():
     """Every rung's summary of every task (the final checkpoints)."""
     return [f"{RESULTS}/runs/{r}/tasks/{t}.json" for r in LADDER for t in TASKS]
+
+
+def task_table(wildcards):
+    """The fit's tasks.csv when the study scores tasks (config `tasks:`), else nothing."""
+    return {"tasks": f"{RESULTS}/tasks.csv"} if TASKS else {}
+
+
+def task_fit_args(wildcards, input):
+    """`ladder fit`'s --tasks and --predict N,D (config fit.task_targets) for the task laws."""
+    if not TASKS:
+        return ""
+    targets = "".join(f" --predict {n:g},{d:g}" for n, d in STUDY.fit.task_targets)
+    return f" --tasks {input.tasks}{targets}"

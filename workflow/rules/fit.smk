@@ -27,6 +27,7 @@ rule aggregate:
 
 rule fit:
     input:
+        unpack(task_table),
         runs=f"{RESULTS}/runs.csv",
         curves=f"{RESULTS}/curves.csv",
     output:
@@ -38,6 +39,7 @@ rule fit:
     params:
         bootstrap=STUDY.fit.bootstrap,
         seed=STUDY.seed,
+        tasks=task_fit_args,
     shell:
-        "ladder fit {input.runs} --law all --curves {input.curves}"
+        "ladder fit {input.runs} --law all --curves {input.curves}{params.tasks}"
         " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -17,6 +17,7 @@ REPORT_TARGET = " ".join(
 
 rule report:
     input:
+        unpack(task_table),
         runs=f"{RESULTS}/runs.csv",
         fits=f"{RESULTS}/fits.json",
         curves=f"{RESULTS}/curves.csv",
@@ -45,6 +46,9 @@ rule report:
     params:
         out=lambda w, output: os.path.dirname(output.md),
         target=REPORT_TARGET,
+        tasks=lambda w, input: (
+            f" --tasks {input.tasks}" if "tasks" in input.keys() else ""
+        ),
     shell:
         "ladder report {input.runs} {input.fits} --out {params.out} --curves {input.curves}"
-        " --meta {input.meta} --config {input.study} {params.target} > {log} 2>&1"
+        " --meta {input.meta} --config {input.study}{params.tasks} {params.target} > {log} 2>&1"

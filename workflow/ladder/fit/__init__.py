@@ -55,6 +55,8 @@ All fits work on log loss. Modules, each importing only from those above it:
     approach1      Approach 1 on the envelope of every curve (Hoffmann et al. 2022)
     curve_entry    fit_curve_law: one curve law -> one fits.json entry, per model size
     curve_table    fit_curves (the curve laws' part of fits.json), write_predictions
+    task           a task's accuracy in two steps (Bhagia et al. 2024): L_task(N, D), then
+                   Acc(L) with the chance floor; bootstrap over runs; chained predictions
     cli            the command line (main)
 """
 

@@ -23,8 +23,9 @@ from ladder.fit.curve_table import CURVE_LAW_NAMES, IN_ALL, fit_curves, write_pr
 from ladder.fit.curves import CurveColumns
 from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
-from ladder.fit.runs import VARIABLES, Columns, FitError
+from ladder.fit.runs import VARIABLES, Columns, FitError, truthy
 from ladder.fit.table import fit_table, to_json, write_fits
+from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
 
 
 def _read_csv(path: str) -> pd.DataFrame:
@@ -45,6 +46,8 @@ def _summary(result: dict) -> str:
         if "groups" in entry:  # a curve law: one fit per model size
             lines += _curve_summary(key, entry)
             continue
+        if "predictions" in entry:  # the task law: its chained predictions
+            lines += _task_summary(key, entry)
         parts = []
         for name, value in entry["params"].items():
             ci = entry["ci95"].get(name)
@@ -53,6 +56,18 @@ def _summary(result: dict) -> str:
         extra = f" (held-out largest size: MARE {held:.2%})" if held is not None else ""
         lines.append(f"{key}: " + ", ".join(parts) + extra)
     return "\n".join(lines)
+
+
+def _task_summary(key: str, entry: dict) -> list[str]:
+    lines = []
+    for p in entry["predictions"]:
+        ci = p.get("acc_ci95")
+        band = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+        lines.append(
+            f"{key}: N={p['N']:.3g}, D={p['D']:.3g}: task loss {p['task_loss']:.4g}, "
+            f"acc {p['acc']:.3g}{band}"
+        )
+    return lines
 
 
 def _curve_summary(key: str, entry: dict) -> list[str]:
@@ -76,9 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--law",
         required=True,
-        choices=[*LAWS, *CURVE_LAW_NAMES, "all"],
+        choices=[*LAWS, *CURVE_LAW_NAMES, "task", "all"],
         help="law to fit; 'all' fits every law the data supports; annealing, multipower, "
-        "annealing_sized and approach1 read a curves table (curves.csv)",
+        "annealing_sized and approach1 read a curves table (curves.csv); task fits a "
+        "task's accuracy in two steps (Bhagia et al. 2024) to runs.csv or tasks.csv",
     )
     ap.add_argument(
         "--x",
@@ -107,7 +123,39 @@ def _parser() -> argparse.ArgumentParser:
         )
     _estimator_options(ap)
     _curve_options(ap)
+    _task_options(ap)
     return ap
+
+
+def _task_options(ap: argparse.ArgumentParser) -> None:
+    """--law task (ladder.fit.task): which columns hold the task loss and accuracy."""
+    d = TaskColumns()
+    ap.add_argument(
+        "--task-loss-col", metavar="COL", default=d.task_loss, help="task: (default bpb)"
+    )
+    ap.add_argument("--acc-col", metavar="COL", default=d.acc, help="task: (default acc)")
+    ap.add_argument("--task-col", metavar="COL", default=d.task, help="task: (default task)")
+    ap.add_argument("--task", metavar="NAME", help="task: the task's rows of a long table")
+    ap.add_argument(
+        "--chance",
+        type=float,
+        default=None,
+        metavar="P",
+        help="task: chance accuracy, step 2's floor (default: the table's chance column)",
+    )
+    ap.add_argument(
+        "--tasks",
+        metavar="TASKS.csv",
+        help="with --law all: also fit every task of this long table: laws['task:<name>'] "
+        "(and laws.task, the first task); a task the data cannot support is skipped with why",
+    )
+    ap.add_argument(
+        "--predict",
+        action="append",
+        default=[],
+        metavar="N,D",
+        help="task: predict task loss and accuracy of N parameters on D tokens; repeatable",
+    )
 
 
 def _curve_options(ap: argparse.ArgumentParser) -> None:
@@ -227,6 +275,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.law in CURVE_LAW_NAMES:
             result = _curves_only(args)
+        elif args.law == "task":
+            result = _task(args)
         else:
             result = _runs_table(args, cols)
         rows = result.pop("_predicted", [])
@@ -246,8 +296,71 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _task_columns(args, df) -> TaskColumns:
+    # runs.csv names a run `rung`, tasks.csv `run`: the one the table has
+    run = args.run_col if args.run_col in df.columns else TaskColumns.run
+    # tasks.csv's N column is `params` (the same count as runs.csv's --params-col)
+    params = args.params_col if args.params_col in df.columns else "params"
+    return TaskColumns(
+        params, args.tokens_col, args.task_loss_col, args.acc_col, run, args.task_col
+    )
+
+
+def _every_task(args) -> dict:
+    """With --law all --tasks: one entry per task, {"skipped": reason} where it cannot be
+    fitted, so a study with a small ladder still gets its fits.json."""
+    df = _read_csv(args.tasks)
+    cols = _task_columns(args, df)
+    # tasks.csv has no `diverged` column: runs.csv says which runs diverged
+    runs = _read_csv(args.runs)
+    if "diverged" not in df.columns and {"diverged", args.run_col} <= set(runs.columns):
+        gone = set(runs.loc[truthy(runs["diverged"]), args.run_col].astype(str))
+        if cols.run in df.columns:
+            df = df.assign(diverged=df[cols.run].astype(str).isin(gone))
+    targets = [parse_target(t) for t in args.predict]
+    if cols.task not in df.columns:
+        raise FitError(f"{args.tasks}: no task column '{cols.task}' (set --task-col)")
+    entries: dict = {}
+    for name in sorted(df[cols.task].astype(str).unique()):
+        try:
+            points = load_points(df, cols, name, args.chance)
+            entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
+            entry["task"] = name
+        except FitError as e:
+            entry = {"skipped": str(e), "task": name}
+        entries.setdefault("task", entry)
+        entries[f"task:{name}"] = entry
+    return entries
+
+
+def _task_column_names(cols: TaskColumns) -> dict:
+    return {"params": cols.params, "tokens": cols.tokens, "task_loss": cols.task_loss} | {
+        "acc": cols.acc
+    }
+
+
+def _task(args) -> dict:
+    """fits.json with laws.task from a runs or tasks table (ladder.fit.task)."""
+    df = _read_csv(args.runs)
+    cols = _task_columns(args, df)
+    targets = [parse_target(t) for t in args.predict]
+    if args.bootstrap < 0:
+        raise FitError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    points = load_points(df, cols, args.task, args.chance)
+    try:
+        entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
+    except FitError as e:
+        raise FitError(f"cannot fit task: {e}") from None
+    if args.task:
+        entry["task"] = args.task
+    meta = {"runs": args.runs, "bootstrap": args.bootstrap, "seed": args.seed}
+    return {"laws": {"task": entry}, "meta": meta | {"data_warnings": points.warnings}}
+
+
 def _runs_table(args, cols: Columns) -> dict:
     """fits.json from a runs table (and, with --law all --curves, the curve laws)."""
+    if args.tasks and args.law != "all":
+        raise FitError("--tasks goes with --law all (--law task reads its table itself)")
     if args.curves and args.law != "all":
         raise FitError("--curves goes with --law all (a curve law reads CURVES.csv itself)")
     if args.predict_size and not args.curves:
@@ -267,6 +380,9 @@ def _runs_table(args, cols: Columns) -> dict:
         args.isoflop_method,
         args.loss_noise,
     )
+    if args.tasks:
+        result["laws"].update(_every_task(args))
+        result["meta"]["tasks"] = args.tasks
     if args.curves:
         entries, rows = _curve_laws(args, skip=True)
         result["laws"].update(entries)

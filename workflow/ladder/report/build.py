@@ -26,6 +26,7 @@ from ladder.report.scale import (
     plot_scale_sensitivity,
     plot_self_similarity,
 )
+from ladder.report.tasks import plot_task_scaling
 
 
 def make_report(study: ReportInputs, out_dir: str | os.PathLike) -> list[Path]:
@@ -48,6 +49,7 @@ def make_report(study: ReportInputs, out_dir: str | os.PathLike) -> list[Path]:
         "self_similarity": lambda: plot_self_similarity(study, sim),
         "scale_independence": lambda: plot_scale_independence(study, ind),
         "residuals": lambda: plot_residuals(study),
+        "task_scaling": lambda: plot_task_scaling(study),
     }
     written = []
     for stem in REPORT_PLOTS:

@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", required=True, help="folder for the plots and report.md")
     ap.add_argument("--curves", help="curves.csv (learning curves); optional")
     ap.add_argument("--meta", help="tokens/meta.json (source entropy); optional")
+    ap.add_argument("--tasks", help="tasks.csv (every checkpoint's task scores); optional")
     ap.add_argument("--config", help="the resolved study.yaml; optional")
     ap.add_argument(
         "--extrapolate-to",
@@ -43,7 +44,15 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     try:
         tracking = Tracking.from_arg(args.tracking)
-        study = load(args.runs, args.fits, args.curves, args.meta, args.config, args.extrapolate_to)
+        study = load(
+            args.runs,
+            args.fits,
+            args.curves,
+            args.meta,
+            args.config,
+            args.extrapolate_to,
+            args.tasks,
+        )
     except (OSError, ValueError, KeyError) as e:
         return failed("ladder report", e)
     files = make_report(study, args.out)

@@ -37,6 +37,8 @@ class ReportInputs:
     config: dict | None = None
     target: tuple[str, float] | None = None  # (axis variable, value), e.g. ("params", 1e9)
     curve_laws: dict[str, dict] = field(default_factory=dict)  # annealing, multipower, approach1
+    task_laws: dict[str, dict] = field(default_factory=dict)  # "task", "task:<name>" (fit.task)
+    tasks: pd.DataFrame | None = None  # tasks.csv: every checkpoint's task scores
 
     def column(self, var: str) -> str:
         """The runs.csv column the fits used for a variable (fits.json meta), else the default."""
@@ -141,6 +143,7 @@ def load(
     meta_json: str | None = None,
     config_yaml: str | None = None,
     extrapolate_to: str | None = None,
+    tasks_csv: str | None = None,
 ) -> ReportInputs:
     """Read the tables; optional inputs that are absent (or empty) are simply not drawn."""
     runs = pd.read_csv(runs_csv)
@@ -151,7 +154,11 @@ def load(
     laws = fits.get("laws", {})
     # the laws of whole curves have their own section (ladder.report.curve_laws)
     curve_laws = {k: laws.pop(k) for k in CURVE_LAW_NAMES if k in laws}
-    study = ReportInputs(runs, laws, fits.get("meta", {}), curve_laws=curve_laws)
+    # so do the task laws (ladder.fit.task): accuracy, not loss
+    task_laws = {k: laws.pop(k) for k in list(laws) if k == "task" or k.startswith("task:")}
+    study = ReportInputs(
+        runs, laws, fits.get("meta", {}), curve_laws=curve_laws, task_laws=task_laws
+    )
     loss_col = study.fit_columns().loss
     if loss_col not in runs.columns:
         raise ValueError(f"{runs_csv} has no loss column '{loss_col}'")
@@ -162,6 +169,8 @@ def load(
     if curves_csv and os.path.exists(curves_csv) and os.path.getsize(curves_csv) > 0:
         study.curves = pd.read_csv(curves_csv)
         study.curves["rung"] = study.curves["rung"].astype(str)
+    if tasks_csv and os.path.exists(tasks_csv) and os.path.getsize(tasks_csv) > 0:
+        study.tasks = pd.read_csv(tasks_csv)
     if meta_json and os.path.exists(meta_json):
         value = json.loads(Path(meta_json).read_text()).get("entropy_nats_per_token")
         study.entropy_nats = float(value) if value is not None else None

@@ -12,6 +12,7 @@ from ladder.report.curve_laws import section_curve_laws
 from ladder.report.inputs import AXES, ReportInputs
 from ladder.report.predictions import ALLOCATORS, allocation_band, target_predictions
 from ladder.report.scale import exponents, sensitivity, verdict
+from ladder.report.tasks import section_tasks
 
 
 def fmt(x, digits: int = 4) -> str:
@@ -514,6 +515,8 @@ def render(study: ReportInputs, sim: dict, ind: dict[str, dict]) -> str:
         section_curve_laws(study),
         "## Extrapolation check",
         section_extrapolation(study),
+        "## Task accuracy (two-step law)",
+        section_tasks(study, fmt),
         "## Scale properties",
         section_properties(study, sim, ind),
         "## Warnings",
