@@ -46,7 +46,7 @@ def _summary(result: dict) -> str:
         if "groups" in entry:  # a curve law: one fit per model size
             lines += _curve_summary(key, entry)
             continue
-        if "predictions" in entry:  # the task law: its chained predictions
+        if entry.get("law") == "task":  # the task law: its chained predictions
             lines += _task_summary(key, entry)
         parts = []
         for name, value in entry["params"].items():
@@ -60,7 +60,7 @@ def _summary(result: dict) -> str:
 
 def _task_summary(key: str, entry: dict) -> list[str]:
     lines = []
-    for p in entry["predictions"]:
+    for p in entry.get("predictions", []):
         ci = p.get("acc_ci95")
         band = f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
         lines.append(
