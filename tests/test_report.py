@@ -457,3 +457,16 @@ def test_the_report_opens_with_the_law_and_allocation_and_their_intervals(full, 
     # one token budget: no L(N, D); the opening says so instead of a law
     brief = _brief((tiny["out"] / "report.md").read_text())
     assert "No L(N, D) law was fitted (chinchilla skipped:" in brief
+
+
+def test_a_table_without_a_flops_column_reports_compute_as_6ND(tmp_path):
+    """A user's runs.csv with parameters, tokens and loss only: the fits take C = 6·N·D, and so
+    does every panel of the report (the scale-independence refits and residuals included)."""
+    runs = runs_table([1e15, 1e16, 1e17], np.geomspace(3e5, 3e7, 5)).drop(columns=["flops"])
+    paths = write_study(tmp_path / "in", runs)
+    assert run_cli(paths, tmp_path / "out") == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## In brief" in text and "α =" in text
+    study = inputs.load(str(paths["runs"]), str(paths["fits"]))
+    N, D = runs["params_non_embedding"], runs["tokens"]
+    assert np.allclose(study.values("compute"), 6 * N * D)

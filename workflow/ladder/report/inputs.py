@@ -159,7 +159,16 @@ def load(
     study = ReportInputs(
         runs, laws, fits.get("meta", {}), curve_laws=curve_laws, task_laws=task_laws
     )
-    loss_col = study.fit_columns().loss
+    cols = study.fit_columns()
+    if cols.compute not in runs.columns and {cols.params, cols.tokens} <= set(runs.columns):
+        # fit.py's own fallback (6·N·D) when the table has no FLOP column, as a column, so
+        # every panel and refit reads compute the way the fits did
+        runs[cols.compute] = (
+            6.0
+            * pd.to_numeric(runs[cols.params], errors="coerce")
+            * (pd.to_numeric(runs[cols.tokens], errors="coerce"))
+        )
+    loss_col = cols.loss
     if loss_col not in runs.columns:
         raise ValueError(f"{runs_csv} has no loss column '{loss_col}'")
     # the same runs ladder.fit excludes: diverged (0/1, bool or text) or without a finite loss
