@@ -146,11 +146,19 @@ def load(
     tasks_csv: str | None = None,
 ) -> ReportInputs:
     """Read the tables; optional inputs that are absent (or empty) are simply not drawn."""
-    runs = pd.read_csv(runs_csv)
+    try:
+        runs = pd.read_csv(runs_csv)
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read the runs table {runs_csv}: {e}") from None
     if "rung" not in runs.columns:
         runs.insert(0, "rung", [f"row {i + 1}" for i in range(len(runs))])
     runs["rung"] = runs["rung"].astype(str)
-    fits = json.loads(Path(fits_json).read_text())
+    try:
+        fits = json.loads(Path(fits_json).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {fits_json} (from `ladder fit`): {e}") from None
+    if not isinstance(fits, dict):
+        raise ValueError(f"{fits_json} is not a fits.json (from `ladder fit`): not a JSON object")
     laws = fits.get("laws", {})
     # the laws of whole curves have their own section (ladder.report.curve_laws)
     curve_laws = {k: laws.pop(k) for k in CURVE_LAW_NAMES if k in laws}
