@@ -1,7 +1,10 @@
 """A rung across several nodes: two `ladder launch` node tasks on this machine (as srun
 would start them: SLURM_NODEID 0 and 1, one c10d rendezvous on localhost, gloo on the
-CPU) train like one process; a dead node ends the other with an error, not a hang; and
-the SLURM resources of a 2-node rung, through the executor plugin's own sbatch builder."""
+CPU) train like one process; a dead node ends the other with an error, not a hang; the
+SLURM resources of a 2-node rung, through the executor plugin's own sbatch builder; an
+explicit train.nodes through plan, resources and launcher; and a real 2-node rung through
+the SLURM profile on scripts/slurm/cluster.sh's two-node cluster (two slurmd on this host;
+skipped where SLURM is missing, a failure then under LADDER_REQUIRE_SLURM=1)."""
 
 from __future__ import annotations
 
@@ -199,6 +202,16 @@ def test_explicit_nodes_in_plan_resources_and_launcher(tmp_path, capsys):
     assert "nodes" not in evaluate and evaluate["gpu"] == "1"
     assert "launch --gpu-percent 400 --nodes 2 --cpus-per-node" in proc.stdout
     assert "--rdzv-port 29512" in proc.stdout
+
+
+def test_a_checkpoint_resumes_on_another_node_count():
+    from dataclasses import replace
+
+    from ladder.train import RUNTIME_FIELDS, changed_fields
+
+    rung = tiny_rung(gpus=2)
+    state = {"rung": rung.to_json()}  # as a checkpoint saved on one node keeps it
+    assert changed_fields(state, replace(rung, nodes=2), RUNTIME_FIELDS) == []
 
 
 # ----------------------------------------------------------------------------- two slurmd
