@@ -89,6 +89,27 @@ CASES = [
         ["eval.max_tokens", "32", ">= 33", "model.seq_len 32"],
     ),
     ("device-tpu", text(train={"device": "tpu"}), ["train.device", "'tpu'", "auto, cpu, cuda"]),
+    # train.nodes: a positive integer, over which the rung's gpus split evenly
+    ("nodes-zero", text(train={"nodes": 0}), ["train.nodes", "0", ">= 1"]),
+    ("nodes-fraction", text(train={"nodes": 1.5}), ["train.nodes", "1.5", "integer or null"]),
+    ("nodes-text", override(nodes="two"), [f"ladder.overrides.{RUNG}.nodes", "'two'", "integer"]),
+    (
+        "nodes-uneven",
+        text(train={"gpus": 3, "nodes": 2}),
+        ["train.nodes", "2 nodes", "split evenly", "gpus is 3", "multiple of 2"],
+    ),
+    (
+        "nodes-uneven-override",
+        override(gpus=4, nodes=3),
+        [f"ladder.overrides.{RUNG}.nodes", "3 nodes", "gpus is 4"],
+    ),
+    ("nodes-share", text(train={"gpus": 0.5, "nodes": 2}), ["train.nodes", "gpus is 0.5"]),
+    ("nodes-no-gpus", text(train={"gpus": 0, "nodes": 2}), ["train.gpus", "0", "> 0"]),
+    (
+        "nodes-beyond-a-node",
+        text(train={"gpus": 16, "nodes": 1}, cluster={"gpus_per_node": 8}),
+        ["train.nodes", "16 GPUs a node", "cluster.gpus_per_node 8", "more nodes"],
+    ),
     # 6. study names that leave results/
     ("study-dotdot", text(study=".."), ["study", "'..'", "letters, digits", "results/<study>/"]),
     ("study-dot", text(study="."), ["study", "'.'", "starting with a letter or digit"]),
@@ -173,6 +194,7 @@ ACCEPTED = [
     ({"data": {"max_bytes": "null"}}, lambda s: s.data.max_bytes is None),
     ({"model": {"tie_embeddings": "true"}}, lambda s: s.model.tie_embeddings is True),
     ({"study": "2024"}, lambda s: s.study == "2024"),  # a string field stays a string
+    ({"train": {"gpus": "4", "nodes": "2"}}, lambda s: plan(s)[0].nodes == 2),
 ]
 
 

@@ -71,6 +71,8 @@ def test_key_changes_with_everything_that_changes_the_weights(data, tmp_path):
     assert key(tiny_rung()) == base  # the same run, planned again
     # its name, design label and logging pace change no weight
     assert key(tiny_rung(log_every_s=5.0, checkpoint_minutes=3.0)) == base
+    # nor does the node count its GPUs are spread over (as cluster.gpus_per_node)
+    assert key(tiny_rung(gpus=2, nodes=2)) == key(tiny_rung(gpus=2))
     assert key(replace(tiny_rung(), seed=8)) != base
     assert key(tiny_rung(lr=0.002)) != base
     assert key(tok=tokenizer_dir(tmp_path / "tok2", '{"model": "bpe", "v": 2}')) != base

@@ -155,6 +155,7 @@ class TrainConfig(Section):
     compile: str | bool  # auto | true | false
     threads: int
     gpus: float
+    nodes: int | None  # None: one node, or as many as cluster.gpus_per_node needs
     log_every_s: float
     checkpoint_minutes: float
     eval_points: int

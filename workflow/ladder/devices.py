@@ -130,9 +130,14 @@ class Claim:
 
 
 def lock_dir() -> Path:
-    """Per-user (LADDER_GPU_LOCK_DIR shares one between users), per SLURM job."""
+    """Per-user (LADDER_GPU_LOCK_DIR shares one between users), per SLURM job, and per
+    node of a multi-node job: each node's launcher claims its own node's GPUs, and two
+    nodes may share a /tmp (the two slurmd of scripts/slurm/cluster.sh on one host do)."""
     base = os.environ.get("LADDER_GPU_LOCK_DIR") or f"/tmp/ladder-gpus-{os.getuid()}"
-    return Path(base) / os.environ.get("SLURM_JOB_ID", "local")
+    job = os.environ.get("SLURM_JOB_ID", "local")
+    if os.environ.get(NODE_TASK_ENV) == "1" and "SLURM_NODEID" in os.environ:
+        job += f"-node{os.environ['SLURM_NODEID']}"
+    return Path(base) / job
 
 
 def _safe(device: str) -> str:
@@ -414,10 +419,13 @@ class Layout:
         return f"{self.nodes}x{self.gpus_per_node}"
 
 
-def node_layout(gpus: float, gpus_per_node: int | None) -> Layout:
-    """A rung's nodes × GPUs: one node unless it asks for more GPUs than one node has
-    (cluster.gpus_per_node), then whole nodes, so every node runs the same torchrun."""
+def node_layout(gpus: float, gpus_per_node: int | None, nodes: int | None = None) -> Layout:
+    """A rung's nodes × GPUs: `nodes` (train.nodes) when given, else one node unless it
+    asks for more GPUs than one node has (cluster.gpus_per_node), then whole nodes. Every
+    node runs the same torchrun, so the GPUs must split evenly over the nodes."""
     whole = whole_gpus(gpus)
+    if nodes is not None:
+        return _explicit_layout(gpus, gpus_per_node, nodes)
     if not gpus_per_node or whole <= gpus_per_node:
         return Layout(1, whole)
     if whole % gpus_per_node:
@@ -426,6 +434,26 @@ def node_layout(gpus: float, gpus_per_node: int | None) -> Layout:
             f"{gpus_per_node}) and must then be a multiple of it (whole nodes)"
         )
     return Layout(whole // gpus_per_node, gpus_per_node)
+
+
+def _explicit_layout(gpus: float, gpus_per_node: int | None, nodes: int) -> Layout:
+    """node_layout for an explicit node count; the messages name the values, the caller
+    the key (ladder.plan.check_layout)."""
+    if nodes < 1:
+        raise ValueError(f"nodes {nodes} must be a positive integer (or null)")
+    whole = whole_gpus(gpus)
+    if nodes > 1 and (gpus != whole or whole % nodes):
+        raise ValueError(
+            f"{nodes} nodes need the rung's gpus to split evenly over them (every node runs "
+            f"the same torchrun), but gpus is {gpus:g}; give gpus a multiple of {nodes}"
+        )
+    per_node = whole // nodes
+    if gpus_per_node and per_node > gpus_per_node:
+        raise ValueError(
+            f"gpus {gpus:g} over {nodes} node(s) is {per_node} GPUs a node, more than "
+            f"cluster.gpus_per_node {gpus_per_node}; give more nodes or fewer gpus"
+        )
+    return Layout(nodes, per_node)
 
 
 def signal_arg(minutes: int, cluster: ClusterConfig) -> str:
@@ -442,12 +470,12 @@ def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
     gpu: whole GPUs (SLURM's --gpus); gpu_percent: the workstation's unit (Snakemake
     rounds fractional resources to integers, so a 0.25 GPU is 25); cpus_per_task,
     mem_mb, runtime and slurm_extra: what SLURM is asked for (study `cluster` section);
-    gpu_model: the site's (`slurm_site`). A rung larger than a node (`node_layout`) asks
-    instead for `nodes`, one task per node (`tasks`, `mpi`: the plugin then runs the
-    command unwrapped on the first node, where `ladder launch --nodes` starts srun;
-    `tasks_per_gpu: 0`: no --ntasks-per-gpu) and its GPUs per node (`gres`, which unlike
-    --gpus counts per node); cpus_per_task and mem_mb are then per node. A resource
-    that is None is left out.
+    gpu_model: the site's (`slurm_site`). A rung larger than a node (`node_layout`), or
+    one with train.nodes > 1, asks instead for `nodes`, one task per node (`tasks`, `mpi`:
+    the plugin then runs the command unwrapped on the first node, where `ladder launch
+    --nodes` starts srun; `tasks_per_gpu: 0`: no --ntasks-per-gpu) and its GPUs per node
+    (`gres`, which unlike --gpus counts per node); cpus_per_task and mem_mb are then per
+    node. A resource that is None is left out.
     """
     cluster = study.cluster
 
@@ -456,7 +484,8 @@ def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
         return g if stage == "train" else min(g, 1)
 
     def layout(w) -> Layout:
-        return node_layout(gpus(w), cluster.gpus_per_node)
+        nodes = rungs[w.rung].nodes if stage == "train" else None  # evaluation: one node
+        return node_layout(gpus(w), cluster.gpus_per_node, nodes)
 
     def multi(w) -> bool:
         return layout(w).nodes > 1
@@ -496,9 +525,12 @@ def job_resources(stage: str, rungs: dict, study: Study) -> dict[str, Callable]:
     }
 
 
-def launch_args(gpus: float, cluster: ClusterConfig, cpus_per_node: int) -> str:
-    """`ladder launch`'s multi-node arguments for a rung ('' on one node)."""
-    lay = node_layout(gpus, cluster.gpus_per_node)
+def launch_args(
+    gpus: float, cluster: ClusterConfig, cpus_per_node: int, nodes: int | None = None
+) -> str:
+    """`ladder launch`'s multi-node arguments for a rung ('' on one node); `nodes` is the
+    rung's train.nodes."""
+    lay = node_layout(gpus, cluster.gpus_per_node, nodes)
     if lay.nodes == 1:
         return ""
     return f"--nodes {lay.nodes} --cpus-per-node {cpus_per_node} --rdzv-port {cluster.rdzv_port}"

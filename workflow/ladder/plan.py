@@ -177,12 +177,15 @@ def _sizes_and_budgets(study: Study) -> list[tuple[str, ModelShape, float, float
 
 
 def check_layout(r: Rung, study: Study) -> None:
-    """A rung larger than one node (cluster.gpus_per_node) must fill whole nodes."""
+    """A rung larger than one node (cluster.gpus_per_node) must fill whole nodes, and one
+    with train.nodes must split its GPUs evenly over them. The error names the key that
+    set the node count (nodes if given, else gpus), as an override or in train."""
     try:
-        node_layout(r.gpus, study.cluster.gpus_per_node)
+        node_layout(r.gpus, study.cluster.gpus_per_node, r.nodes)
     except ValueError as e:
-        key = f"ladder.overrides.{r.id}.gpus"
-        key = key if "gpus" in study.ladder.overrides.get(r.id, {}) else "train.gpus"
+        name = "gpus" if r.nodes is None else "nodes"
+        key = f"ladder.overrides.{r.id}.{name}"
+        key = key if name in study.ladder.overrides.get(r.id, {}) else f"train.{name}"
         raise ConfigError(f"{key}: {e}") from None
 
 
@@ -415,12 +418,12 @@ def trained_flops(study: Study, rungs: list[Rung]) -> float:
 def plan_csv(
     rungs: list[Rung], throughput: Throughput = ASSUMED, gpus_per_node: int | None = None
 ) -> str:
-    """plan.csv: each rung's row, the nodes × GPUs it trains on (cluster.gpus_per_node),
-    its estimated GPU-hours and the throughput they assume (est_flops_per_s, and
-    est_basis: where that number came from)."""
+    """plan.csv: each rung's row, the nodes × GPUs it trains on (`nodes` is the resolved
+    count: train.nodes, else from cluster.gpus_per_node), its estimated GPU-hours and the
+    throughput they assume (est_flops_per_s, and est_basis: where that number came from)."""
     rows = [r.row() for r in rungs]
     for row, r in zip(rows, rungs, strict=True):
-        layout = node_layout(r.gpus, gpus_per_node)
+        layout = node_layout(r.gpus, gpus_per_node, r.nodes)
         row["nodes"], row["gpus_per_node"] = layout.nodes, layout.gpus_per_node
         row["est_gpu_hours"] = gpu_hours(r, throughput.flops_per_s)
         row["est_flops_per_s"] = throughput.flops_per_s
@@ -444,7 +447,7 @@ def summary_table(
     for r in rungs:
         row = r.row()
         hours = gpu_hours(r, throughput.flops_per_s)
-        layout = node_layout(r.gpus, gpus_per_node)
+        layout = node_layout(r.gpus, gpus_per_node, r.nodes)
         total_flops += row["flops"]
         total_h += hours
         lines.append(

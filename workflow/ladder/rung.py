@@ -49,6 +49,7 @@ class Rung(ModelShape):
     budget_flops: float = 0.0  # the isoflop budget this rung belongs to (0 for other designs)
     parametrization: str = "sp"  # sp | mup (ladder.mup)
     mup_base_width: int | None = None  # μP's base width (the d_model its lr was tuned at)
+    nodes: int | None = None  # train.nodes: its gpus over this many nodes (ladder.devices)
 
     @property
     def base_width(self) -> int | None:

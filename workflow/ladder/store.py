@@ -79,9 +79,10 @@ MANIFEST_JSON = "manifest.json"
 # a run's outputs, in the order they are put in place (train.json last: "trained")
 OUTPUTS = (MODEL_DIR, TRAIN_LOG_CSV, TRAIN_JSON)
 # Rung fields that change no weight: its name, its design's labels, how often it logs
-# and checkpoints (resume is exact). Everything else is in the key, conservatively
-# (threads and gpus too: they can change the order of floating-point sums).
-NOT_IN_KEY = ("id", "design", "budget_flops", "log_every_s", "checkpoint_minutes")
+# and checkpoints (resume is exact), and over how many nodes its gpus are spread (as
+# cluster.gpus_per_node, which no rung holds). Everything else is in the key,
+# conservatively (threads and gpus too: they can change the order of floating-point sums).
+NOT_IN_KEY = ("id", "design", "budget_flops", "log_every_s", "checkpoint_minutes", "nodes")
 # the modules whose code decides a run's weights and curve (ladder.train's imports that
 # compute); their AST is hashed, so a comment or docstring-free reformat retrains nothing
 TRAINING_CODE = (

@@ -110,7 +110,15 @@ class LogRow:
 LOG_COLUMNS = [f.name for f in fields(LogRow)]  # train_log.csv's columns, in this order
 # Rung fields that change how a run executes but not what it computes: a checkpoint
 # written under other values of these is still resumed (e.g. on more GPUs).
-RUNTIME_FIELDS = {"device", "compile", "threads", "gpus", "log_every_s", "checkpoint_minutes"}
+RUNTIME_FIELDS = {
+    "device",
+    "compile",
+    "threads",
+    "gpus",
+    "nodes",
+    "log_every_s",
+    "checkpoint_minutes",
+}
 
 
 # ----------------------------------------------------------------------------- schedule

@@ -91,7 +91,7 @@ def launch_nodes(wildcards):
     """`ladder launch`'s --nodes arguments for a rung larger than one node, else ''."""
     rung = RUNGS[wildcards.rung]
     cpus = TRAIN_RESOURCES["cpus_per_task"](wildcards)
-    return devices.launch_args(rung.gpus, STUDY.cluster, cpus)
+    return devices.launch_args(rung.gpus, STUDY.cluster, cpus, rung.nodes)
 
 
 def data_inputs(wildcards):
