@@ -251,16 +251,18 @@ train: {batch_tokens: 256, lr: 0.01}
 
 
 def test_coordinate_check_is_flat_under_mup_and_grows_under_sp(tmp_path):
-    """`ladder coordcheck` at widths 32..256, 4 steps: under μP every layer type's mean
-    |activation| is flat in width from the first update on (|log-log slope| <= 0.2 at these
-    small widths, where terms ∝ width^-1/2 remain; docs/training.md), under SP the attention,
-    MLP and logits grow (slope >= 0.5) at every step."""
+    """`ladder coordcheck` (gpt2) at widths 32..256, 4 steps, averaged over 4 seeds (as the
+    mup package's get_coord_data averages nseeds): under μP every layer type's mean
+    |activation| is flat in width from the first update on (|log-log slope| <= 0.1), under SP
+    the attention, MLP and logits grow (slope >= 0.3; the MLP's reaches 1) at every step.
+    One seed leaves up to 0.18 of seed noise at these widths (docs/training.md); llama's
+    SwiGLU MLP is not flat yet (docs/training.md, issue 23)."""
     from ladder import coordcheck
 
     cfg = tmp_path / "cc.yaml"
     cfg.write_text(COORDCHECK)
     argv = ["--configfile", str(cfg), "--out-dir", str(tmp_path / "out"), "--steps", "4",
-            "--seeds", "1"]  # fmt: skip
+            "--seeds", "4"]  # fmt: skip
     assert coordcheck.main(argv) == 0
     out = tmp_path / "out"
     assert all((out / f).stat().st_size > 0 for f in ("coordcheck.png", "coordcheck.svg"))
@@ -271,9 +273,10 @@ def test_coordinate_check_is_flat_under_mup_and_grows_under_sp(tmp_path):
     for layer, by_step in slopes["mup"].items():
         for step, slope in by_step.items():
             if int(step) >= 2:
-                assert abs(slope) <= 0.2, (layer, step, slope)
+                assert abs(slope) <= 0.1, (layer, step, slope)
     for layer in ("attention", "mlp", "logits"):
-        assert all(s >= 0.5 for s in slopes["sp"][layer].values()), (layer, slopes["sp"][layer])
+        assert all(s >= 0.3 for s in slopes["sp"][layer].values()), (layer, slopes["sp"][layer])
+    assert max(slopes["sp"]["mlp"].values()) >= 1.0  # SP's hidden activations blow up with width
     assert slopes["mup"]["logits"]["1"] < -0.4  # μP's 1/m: logits vanish at init
 
 
