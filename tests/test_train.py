@@ -29,6 +29,7 @@ from tests.conftest import (
     start_subprocess,
     tiny_rung,
     wait_for,
+    wait_until,
 )
 
 
@@ -221,6 +222,40 @@ def test_resume_after_kill_is_exact(how, long_rung, shards, reference, tmp_path)
     info = json.loads((tmp_path / "train.json").read_text())
     assert 0 < info["resumed_from_step"] < long_rung.steps
     assert_same_run(tmp_path, reference)
+
+
+def test_kept_models_survive_a_kill_and_equal_an_uninterrupted_runs(long_rung, shards, tmp_path):
+    """The models kept at keep_steps (tasks.checkpoints) are staged beside the checkpoint:
+    a job killed after one was kept resumes past it without redoing it, and ends with the
+    same checkpoints/ as a run never killed, bit for bit."""
+    from ladder.artifacts import KEPT_STAGING
+
+    rung = dataclasses.replace(long_rung, keep_steps="20 200")
+    reference = tmp_path / "reference"
+    assert run(rung, shards, reference) == 0
+    out = tmp_path / "killed"
+    proc = start_subprocess(rung, shards, out)
+    wait_for(out / KEPT_STAGING / "step20", proc)
+
+    def checkpoint_step() -> int:
+        path = out / "ckpt" / "state.pt"
+        return path.exists() and torch.load(path, weights_only=True)["step"] >= 20
+
+    wait_until("a checkpoint after step 20", checkpoint_step, 240, proc, every_s=0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (out / "checkpoints").exists()  # published only when the job ends
+    assert run(rung, shards, out) == 0
+    assert 20 <= json.loads((out / "train.json").read_text())["resumed_from_step"] < rung.steps
+    assert_same_run(out, reference)
+    for step in (20, 200):
+        kept = out / "checkpoints" / f"step{step}"
+        same = reference / "checkpoints" / f"step{step}" / "model.safetensors"
+        assert (kept / "model.safetensors").read_bytes() == same.read_bytes()
+        record = json.loads((kept / "checkpoint.json").read_text())
+        assert record["step"] == step and record["tokens"] == step * rung.batch_tokens
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step20", "step200"]
+    assert not (out / "ckpt").exists()  # the staging went with the checkpoint
 
 
 def test_checkpoint_of_another_config_is_ignored(long_rung, shards, tmp_path):

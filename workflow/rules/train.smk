@@ -31,6 +31,9 @@ rule train:
         log=f"{RESULTS}/runs/{{rung}}/train_log.csv",
         summary=f"{RESULTS}/runs/{{rung}}/train.json",
         source=f"{RESULTS}/runs/{{rung}}/store.json",
+        # the models kept at the rung's keep_steps (tasks.checkpoints); every run writes
+        # the folder (empty if it keeps none), so it is declared for every rung
+        **kept_output(f"{RESULTS}/runs/{{rung}}/checkpoints"),
     log:
         f"{LOGS}/train/{{rung}}.log",
     benchmark:
