@@ -89,6 +89,17 @@ CASES = [
         ["eval.max_tokens", "32", ">= 33", "model.seq_len 32"],
     ),
     ("device-tpu", text(train={"device": "tpu"}), ["train.device", "'tpu'", "auto, cpu, cuda"]),
+    # 5b. the task law and its checkpoints
+    (
+        "task-step2",
+        text(fit={"task_step2": "logistic"}),
+        ["fit.task_step2", "'logistic'", "sigmoid, exp"],
+    ),
+    (
+        "task-checkpoint-fraction",
+        text(tasks={"checkpoints": [0.5, 1.0]}),
+        ["tasks.checkpoints[1]", "1.0", "< 1"],
+    ),
     # 6. study names that leave results/
     ("study-dotdot", text(study=".."), ["study", "'..'", "letters, digits", "results/<study>/"]),
     ("study-dot", text(study="."), ["study", "'.'", "starting with a letter or digit"]),

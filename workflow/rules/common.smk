@@ -11,7 +11,13 @@ try:
     from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
     from ladder.estimates import memory_warnings
-    from ladder.plan import checkpoint_fractions, plan, sweep_plan, sweep_sources, wsd_plan
+    from ladder.plan import (
+        checkpoint_fractions,
+        plan,
+        sweep_plan,
+        sweep_sources,
+        wsd_plan,
+    )
     from ladder.rung import size_of
     from ladder import store, tracking
 except ImportError:
@@ -163,7 +169,9 @@ def all_task_scores():
     """Every rung's summary of every task (the final checkpoints), then those of the models
     kept at intermediate steps (tasks.checkpoints): of each run that keeps any."""
     final = [f"{RESULTS}/runs/{r}/tasks/{t}.json" for r in LADDER for t in TASKS]
-    return final + [f"{RESULTS}/runs/{r}/tasks/checkpoints/{t}.json" for r in KEEPING for t in TASKS]
+    return final + [
+        f"{RESULTS}/runs/{r}/tasks/checkpoints/{t}.json" for r in KEEPING for t in TASKS
+    ]
 
 
 # The models kept at intermediate steps for task scoring (config tasks.checkpoints;
@@ -171,7 +179,9 @@ def all_task_scores():
 # WSD size's stable segments those before the branches' cooldowns, each segment its own
 # steps (runs/<size>-stable/checkpoints/<branch>/); one scoring job per run x task.
 KEPT = bool(checkpoint_fractions(STUDY))
-STABLE = {w["stable"].id: w for w in WSD.values()}  # stable run id -> its size's WSD plan
+STABLE = {
+    w["stable"].id: w for w in WSD.values()
+}  # stable run id -> its size's WSD plan
 # the runs that keep models (and so are scored on them): rungs, and WSD stable runs
 KEEPING = [r for r in [*LADDER, *STABLE] if RUNGS[r].kept] if KEPT else []
 

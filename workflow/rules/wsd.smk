@@ -13,8 +13,8 @@ rule wsd_segment:
         tokens=f"{TOKENS}/meta.json",
         previous=wsd_previous,
     output:
-        state=temp(f"{RESULTS}/runs/{{wsd_size}}-stable/{{branch}}.state.pt"),
         **kept_output(f"{RESULTS}/runs/{{wsd_size}}-stable/checkpoints/{{branch}}"),
+        state=temp(f"{RESULTS}/runs/{{wsd_size}}-stable/{{branch}}.state.pt"),
     log:
         f"{LOGS}/wsd_segment/{{wsd_size}}/{{branch}}.log",
     conda:
