@@ -177,6 +177,16 @@ def test_nan_stops_at_the_step_it_occurs(shards, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "ckpt").exists()  # nothing to resume: it would diverge again
 
 
+def test_a_diverged_run_keeps_the_models_before_its_divergence(shards, tmp_path, monkeypatch):
+    from tests.conftest import nan_loss_from
+
+    nan_loss_from(monkeypatch, 6)
+    rung = dataclasses.replace(tiny_rung(eval_points=0), keep_steps="2 4 8 12")
+    assert run(rung, shards, tmp_path) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["diverged_at_step"] == 6
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step2", "step4"]
+
+
 def test_threads_never_exceed_the_grant(shards, tmp_path, monkeypatch):
     """A rung asking for 64 threads in a job Snakemake granted 1 (OMP_NUM_THREADS, which
     it sets to {threads}) runs on 1; --threads caps the same way."""
