@@ -110,6 +110,17 @@ CASES = [
         text(train={"gpus": 16, "nodes": 1}, cluster={"gpus_per_node": 8}),
         ["train.nodes", "16 GPUs a node", "cluster.gpus_per_node 8", "more nodes"],
     ),
+    # 5b. the task law and its checkpoints
+    (
+        "task-step2",
+        text(fit={"task_step2": "logistic"}),
+        ["fit.task_step2", "'logistic'", "sigmoid, exp"],
+    ),
+    (
+        "task-checkpoint-fraction",
+        text(tasks={"checkpoints": [0.5, 1.0]}),
+        ["tasks.checkpoints[1]", "1.0", "< 1"],
+    ),
     # 6. study names that leave results/
     ("study-dotdot", text(study=".."), ["study", "'..'", "letters, digits", "results/<study>/"]),
     ("study-dot", text(study="."), ["study", "'.'", "starting with a letter or digit"]),

@@ -126,6 +126,23 @@ def test_reuse_and_retrain_on_a_changed_lr(data, tmp_path):
     assert len(entries(shared)) == 2
 
 
+def test_kept_models_travel_with_a_stored_run_and_change_its_key(data, tmp_path):
+    """A run that keeps models (tasks.checkpoints) is stored and reused with checkpoints/;
+    keep_steps is in the key, so a study asking for other steps trains its own run."""
+    shared, rung = tmp_path / "store", replace(tiny_rung(), keep_steps="4 8")
+    first = store_run(rung, data, tmp_path / "a", shared)
+    manifest = json.loads((shared / "entries" / first["key"] / "manifest.json").read_text())
+    assert manifest["files"][0] == "checkpoints"
+    again = store_run(rung, data, tmp_path / "b", shared)
+    assert again["source"] == "reused"
+    for step in (4, 8):
+        name = f"checkpoints/step{step}/model.safetensors"
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step4", "step8"]
+    other = store_run(replace(rung, keep_steps="4"), data, tmp_path / "c", shared)
+    assert other["source"] == "trained" and other["key"] != first["key"]
+
+
 def test_store_off_trains_and_stores_nothing(data, tmp_path):
     rec = store_run(tiny_rung(), data, tmp_path / "run", Path(store.OFF))
     assert rec == {"source": "trained", "key": None}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -216,12 +217,15 @@ metric_list:
 """
 
 
+KEPT_RUNG = replace(tiny_rung(), keep_steps="4 8")  # 16 steps; models kept after 4 and 8
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tokenizer_dir):
-    """A tiny trained rung's model/ (16 steps on synthetic shards)."""
+    """A tiny trained rung's model/ (16 steps on synthetic shards), and beside it the models
+    kept after steps 4 and 8 (checkpoints/)."""
     d = tmp_path_factory.mktemp("rung")
-    rung = tiny_rung()
-    assert run(rung, make_shards(d / "tokens"), d / "run") == 0
+    assert run(KEPT_RUNG, make_shards(d / "tokens"), d / "run") == 0
     return d / "run/model"
 
 
@@ -266,6 +270,69 @@ def test_acc_and_acc_norm_equal_lm_eval(tmp_path, trained, tokenizer_dir, monkey
     assert through == examples
 
 
+# ----------------------------------------------------------------------------- kept models
+
+
+def test_keep_steps_are_fractions_of_each_run_and_wsd_stable_phases_are_the_stable_runs():
+    """tasks.checkpoints -> each rung's keep_steps; under WSD a branch keeps only its own
+    cooldown's steps and the size's stable run the rest (the same weights for every branch),
+    each once; a study without tasks keeps none, nor does a tuning run."""
+    from ladder.config import load_config
+    from ladder.plan import plan, sweep_plan, wsd_plan
+    from ladder.rung import keep_steps
+    from tests.conftest import wsd_study
+
+    assert keep_steps(16, [0.25, 0.5]) == "4 8" and keep_steps(2, [0.25, 0.5, 0.99]) == "1"
+    task = {"list": [{"name": "nl", "builtin": "next_line"}], "checkpoints": [0.25, 0.5, 0.9]}
+    study = load_config(wsd_study() | {"tasks": task})
+    rungs = plan(study)  # branches of 8 and 16 steps, cooldowns from steps 6 and 12
+    assert {r.id: r.kept for r in rungs} == {"L1-d16-T1.02K": (7,), "L1-d16-T2.05K": (14,)}
+    (size,) = wsd_plan(study, rungs).values()
+    assert size["stops"] == {"L1-d16-T1.02K": 6, "L1-d16-T2.05K": 12}
+    assert size["stable"].kept == (2, 4, 8)  # 0.25, 0.5 of 8 steps and of 16 (4 once)
+    assert all(not r.kept for r in plan(load_config(wsd_study())))  # no tasks: none kept
+    swept = wsd_study(sweep={"lr": [0.5, 1.0]}) | {"tasks": task}
+    study = load_config(swept)
+    assert all(not s.kept for runs in sweep_plan(study, plan(study)).values() for s in runs)
+
+
+def test_kept_models_are_scored_in_one_job_into_tasks_csv_rows(trained, tokenizer_dir, tmp_path):
+    """`ladder score --checkpoints`: every kept model of a run, one summary each (final
+    False, its step and tokens), the same scores as scoring that model on its own; an empty
+    folder gives an empty list; aggregate's tasks.csv takes both kinds of summary."""
+    from ladder.aggregate import task_table
+
+    task = write_lines(tmp_path / "t.jsonl", [json.dumps(e) for e in EXAMPLES])
+    kept = trained.parent / "checkpoints"
+    common = ["--rung-json", KEPT_RUNG.to_json(), "--tokenizer-dir", str(tokenizer_dir),
+              "--task", str(task), "--name", "t", "--batch-size", "4"]  # fmt: skip
+    out, samples = tmp_path / "kept.json", tmp_path / "kept.jsonl"
+    argv = [*common, "--checkpoints", str(kept), "--samples", str(samples), "--out", str(out)]
+    assert scoring.main(argv) == 0
+    summaries = json.loads(out.read_text())
+    assert [(s["step"], s["tokens"], s["final"]) for s in summaries] == [
+        (4, 4 * 128, False),
+        (8, 8 * 128, False),
+    ]
+    assert {s["run"] for s in summaries} == {KEPT_RUNG.id} and summaries[0]["n_examples"] == 3
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [line["step"] for line in lines] == [4, 4, 4, 8, 8, 8]
+    alone = tmp_path / "alone.json"
+    argv = [*common, "--model-dir", str(kept / "step8"), "--train-json",
+            str(trained.parent / "train.json"), "--step", "8",
+            "--samples", str(tmp_path / "a.jsonl"), "--out", str(alone)]  # fmt: skip
+    assert scoring.main(argv) == 0
+    assert json.loads(alone.read_text())["bpb"] == pytest.approx(summaries[1]["bpb"], rel=1e-6)
+    assert summaries[0]["bpb"] != summaries[1]["bpb"]  # two different models
+    (tmp_path / "none").mkdir()
+    empty = tmp_path / "empty.json"
+    argv = [*common, "--checkpoints", str(tmp_path / "none"), "--samples",
+            str(tmp_path / "e.jsonl"), "--out", str(empty)]  # fmt: skip
+    assert scoring.main(argv) == 0 and json.loads(empty.read_text()) == []
+    table = task_table([out, alone, empty])
+    assert list(table["step"]) == [4, 8, 8] and not table["final"].any()
+
+
 def test_tasks_csv_and_runs_csv_columns(tmp_path):
     """The aggregate's task tables: tasks.csv long form (the fit's contract) and the final
     checkpoints' task_<name>_* columns of runs.csv."""
@@ -287,33 +354,88 @@ def test_tasks_csv_and_runs_csv_columns(tmp_path):
     assert wide.loc["A", "task_nl_acc"] == 0.8 and wide.loc["B", "task_nl_bpb"] == 1 / 8
 
 
-@pytest.mark.slow
-def test_tiny_dag_with_a_task_writes_tasks_csv_and_runs_columns(tmp_path):
-    """The tiny study (two of its sizes) with the next_line task, through the real DAG."""
-    import csv
+NEXT_LINE_32 = {"name": "next_line", "builtin": "next_line", "examples": 32}
 
+
+def tiny_task_study(tmp_path: Path, **changes) -> Path:
+    """The tiny study (two of its sizes) with the next_line task; `changes` replace sections."""
     import yaml
 
-    from tests.conftest import TINY, snakemake
+    from tests.conftest import TINY
 
     cfg = yaml.safe_load(TINY.read_text())
     cfg["ladder"]["widths"] = [8, 16]
-    cfg["tasks"] = {"list": [{"name": "next_line", "builtin": "next_line", "examples": 32}]}
+    cfg["tasks"] = {"list": [NEXT_LINE_32]}
+    cfg.update(changes)
     configfile = tmp_path / "tiny_tasks.yaml"
     configfile.write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path, configfile=configfile)
+    return configfile
+
+
+@pytest.mark.slow
+def test_tiny_dag_with_a_task_writes_tasks_csv_and_runs_columns(tmp_path):
+    """The tiny study (two of its sizes) with the next_line task, through the real DAG: the
+    final models in runs.csv's task columns, and in tasks.csv with the models kept at the
+    default tasks.checkpoints (0.25 and 0.5 of each rung's 16 steps)."""
+    import csv
+
+    from tests.conftest import snakemake
+
+    proc = snakemake(tmp_path, configfile=tiny_task_study(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results/tiny"
     rows = list(csv.DictReader((res / "tasks.csv").open()))
     assert list(rows[0]) == ["run", "step", "tokens", "params", "task", "acc", "acc_norm",
                              "bpb", "chance", "n_examples", "final"]  # fmt: skip
-    runs = list(csv.DictReader((res / "runs.csv").open()))
-    assert {r["run"] for r in rows} == {r["rung"] for r in runs}
-    for row, run_row in zip(sorted(rows, key=lambda r: r["run"]),
-                            sorted(runs, key=lambda r: r["rung"]), strict=True):  # fmt: skip
-        assert row["final"] == "True" and row["n_examples"] == "32" and row["chance"] == "0.25"
+    runs = {r["rung"]: r for r in csv.DictReader((res / "runs.csv").open())}
+    assert {r["run"] for r in rows} == set(runs)
+    final = [r for r in rows if r["final"] == "True"]
+    assert sorted(r["run"] for r in final) == sorted(runs)
+    for row in final:
+        run_row = runs[row["run"]]
+        assert row["n_examples"] == "32" and row["chance"] == "0.25" and row["step"] == "16"
         assert row["params"] == run_row["params_non_embedding"]
         assert float(run_row["task_next_line_acc"]) == float(row["acc"])
         assert 0 < float(run_row["task_next_line_bpb"]) == float(row["bpb"])
         samples = (res / f"runs/{row['run']}/tasks/next_line.jsonl").read_text().splitlines()
         assert len(samples) == 32 and len(json.loads(samples[0])["logprobs"]) == 4
+    kept = sorted((r["run"], int(r["step"])) for r in rows if r["final"] == "False")
+    assert kept == sorted((run, step) for run in runs for step in (4, 8))
+    for row in rows:
+        assert int(row["tokens"]) == int(row["step"]) * 1024 and float(row["bpb"]) > 0
+        assert row["params"] == runs[row["run"]]["params_non_embedding"]
+        assert (res / f"runs/{row['run']}/checkpoints/step4/model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_tiny_wsd_dag_scores_the_stable_runs_and_branches_kept_models(tmp_path):
+    """Design wsd: the models kept before a branch's cooldown come from the size's stable
+    segments (runs/<size>-stable/checkpoints/<branch>/step<N>/, under run <size>-stable in
+    tasks.csv), those inside it from the branch; all scored, each step once."""
+    import csv
+
+    from tests.conftest import snakemake
+
+    configfile = tiny_task_study(
+        tmp_path,
+        ladder={"design": "wsd", "widths": [8, 16], "tokens": [8192, 16384]},
+        train={"lr": 0.01, "batch_tokens": 1024, "micro_batch": 32, "decay_frac": 0.25},
+        tasks={"list": [NEXT_LINE_32], "checkpoints": [0.25, 0.5, 0.9]},
+    )
+    proc = snakemake(tmp_path, configfile=configfile)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = tmp_path / "results/tiny"
+    rows = list(csv.DictReader((res / "tasks.csv").open()))
+    got = sorted((r["run"], int(r["step"]), r["final"]) for r in rows)
+    want = []
+    for size in ("L1-d8", "L1-d16"):
+        # branches of 8 and 16 steps, cooldowns from steps 6 and 12: 0.9 of each is in its
+        # cooldown; 0.25 and 0.5 (2, 4; 4, 8) in the stable run's segments
+        want += [(f"{size}-T8.19K", 7, "False"), (f"{size}-T8.19K", 8, "True")]
+        want += [(f"{size}-T16.4K", 14, "False"), (f"{size}-T16.4K", 16, "True")]
+        want += [(f"{size}-stable", s, "False") for s in (2, 4, 8)]
+    assert got == sorted(want)
+    stable = res / "runs/L1-d8-stable/checkpoints"
+    assert sorted(p.name for p in (stable / "L1-d8-T8.19K").glob("step*")) == ["step2", "step4"]
+    assert sorted(p.name for p in (stable / "L1-d8-T16.4K").glob("step*")) == ["step8"]
+    assert not list(res.glob("runs/*-stable/*.state.pt"))  # the states are still temporary

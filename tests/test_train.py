@@ -29,6 +29,7 @@ from tests.conftest import (
     start_subprocess,
     tiny_rung,
     wait_for,
+    wait_until,
 )
 
 
@@ -176,6 +177,16 @@ def test_nan_stops_at_the_step_it_occurs(shards, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "ckpt").exists()  # nothing to resume: it would diverge again
 
 
+def test_a_diverged_run_keeps_the_models_before_its_divergence(shards, tmp_path, monkeypatch):
+    from tests.conftest import nan_loss_from
+
+    nan_loss_from(monkeypatch, 6)
+    rung = dataclasses.replace(tiny_rung(eval_points=0), keep_steps="2 4 8 12")
+    assert run(rung, shards, tmp_path) == 0
+    assert json.loads((tmp_path / "train.json").read_text())["diverged_at_step"] == 6
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step2", "step4"]
+
+
 def test_threads_never_exceed_the_grant(shards, tmp_path, monkeypatch):
     """A rung asking for 64 threads in a job Snakemake granted 1 (OMP_NUM_THREADS, which
     it sets to {threads}) runs on 1; --threads caps the same way."""
@@ -221,6 +232,40 @@ def test_resume_after_kill_is_exact(how, long_rung, shards, reference, tmp_path)
     info = json.loads((tmp_path / "train.json").read_text())
     assert 0 < info["resumed_from_step"] < long_rung.steps
     assert_same_run(tmp_path, reference)
+
+
+def test_kept_models_survive_a_kill_and_equal_an_uninterrupted_runs(long_rung, shards, tmp_path):
+    """The models kept at keep_steps (tasks.checkpoints) are staged beside the checkpoint:
+    a job killed after one was kept resumes past it without redoing it, and ends with the
+    same checkpoints/ as a run never killed, bit for bit."""
+    from ladder.artifacts import KEPT_STAGING
+
+    rung = dataclasses.replace(long_rung, keep_steps="20 200")
+    reference = tmp_path / "reference"
+    assert run(rung, shards, reference) == 0
+    out = tmp_path / "killed"
+    proc = start_subprocess(rung, shards, out)
+    wait_for(out / KEPT_STAGING / "step20", proc)
+
+    def checkpoint_step() -> int:
+        path = out / "ckpt" / "state.pt"
+        return path.exists() and torch.load(path, weights_only=True)["step"] >= 20
+
+    wait_until("a checkpoint after step 20", checkpoint_step, 240, proc, every_s=0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (out / "checkpoints").exists()  # published only when the job ends
+    assert run(rung, shards, out) == 0
+    assert 20 <= json.loads((out / "train.json").read_text())["resumed_from_step"] < rung.steps
+    assert_same_run(out, reference)
+    for step in (20, 200):
+        kept = out / "checkpoints" / f"step{step}"
+        same = reference / "checkpoints" / f"step{step}" / "model.safetensors"
+        assert (kept / "model.safetensors").read_bytes() == same.read_bytes()
+        record = json.loads((kept / "checkpoint.json").read_text())
+        assert record["step"] == step and record["tokens"] == step * rung.batch_tokens
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step20", "step200"]
+    assert not (out / "ckpt").exists()  # the staging went with the checkpoint
 
 
 def test_checkpoint_of_another_config_is_ignored(long_rung, shards, tmp_path):

@@ -112,13 +112,19 @@ def curves(plan_rows: list[dict], runs_dir: Path) -> pd.DataFrame:
 
 # tasks.csv: one row per (run, step, task), long form (ladder.scoring's summaries); the
 # contract `ladder fit --law task` reads. params is params_non_embedding, runs.csv's N.
+# final: the rung's last checkpoint (False: a model kept at an intermediate step, config
+# tasks.checkpoints; a WSD size's stable-phase ones are under its stable run, <size>-stable).
 TASK_COLUMNS = ["run", "step", "tokens", "params", "task", "acc", "acc_norm", "bpb", "chance",
                 "n_examples", "final"]  # fmt: skip
 
 
 def task_table(summaries: list[str | Path]) -> pd.DataFrame:
-    """Every task summary JSON (`ladder score --out`) as tasks.csv's rows."""
-    rows = [json.loads(Path(p).read_text()) for p in summaries]
+    """Every task summary JSON (`ladder score --out`: one summary, or with --checkpoints a
+    list of them) as tasks.csv's rows."""
+    rows = []
+    for path in summaries:
+        found = json.loads(Path(path).read_text())
+        rows += found if isinstance(found, list) else [found]
     table = pd.DataFrame([{k: r.get(k) for k in TASK_COLUMNS} for r in rows], columns=TASK_COLUMNS)
     return table.sort_values(["run", "task", "step"], ignore_index=True)
 

@@ -64,6 +64,12 @@ TRAIN_LOG_CSV = "train_log.csv"
 TRAIN_JSON = "train.json"
 EVAL_JSON = "eval.json"
 CHECKPOINT = "ckpt/state.pt"  # not a declared output: it outlives a failed job
+# the models kept at intermediate steps for task scoring (tasks.checkpoints): step<N>/ each,
+# staged beside the checkpoint while training (so that a killed job keeps them for its
+# retry), then moved into KEPT_DIR, the declared output, when the job ends
+KEPT_DIR = "checkpoints"
+KEPT_STAGING = "ckpt/kept"
+KEPT_JSON = "checkpoint.json"  # in each step<N>/: which run, step, tokens, parameters
 STORE_JSON = "store.json"  # where the run came from: trained here, or reused from the store
 TRACKING_JSON = "tracking.json"  # the rung's W&B run id (ladder.tracking); not an output
 

@@ -176,6 +176,7 @@ class FitConfig(Section):
 
     bootstrap: int
     task_targets: tuple[tuple[float, float], ...]  # (N, D): each task's accuracy predicted
+    task_step2: str  # sigmoid (Bhagia et al. 2024) | exp (Gadre et al. 2024)
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class TasksConfig(Section):
     """tasks: what every rung is scored on, and how (ladder.tasks, ladder.scoring)."""
 
     batch_size: int
+    checkpoints: tuple[float, ...]  # fractions of each rung's steps also scored (intermediate)
     list: tuple[TaskSpec, ...]
 
 

@@ -33,7 +33,15 @@ from ladder.estimates import (
     memory_warnings,
 )
 from ladder.model import ModelShape, default_d_ff, flops_per_token, param_groups
-from ladder.rung import Rung, decay_start, format_count, largest_divisor_at_most, retarget, size_of
+from ladder.rung import (
+    Rung,
+    decay_start,
+    format_count,
+    keep_steps,
+    largest_divisor_at_most,
+    retarget,
+    size_of,
+)
 
 
 def _round_half_up(x: float) -> int:
@@ -226,6 +234,7 @@ def plan(study: Study) -> list[Rung]:
             budget_flops=float(budget_flops),
             parametrization=model.parametrization,
             mup_base_width=base_width,
+            keep_steps=keep_steps(steps, checkpoint_fractions(study)),
         )
         rungs.append(Rung(**rung))
         check_memory(rungs[-1], key)
@@ -286,16 +295,32 @@ def check_budget_ids(budgets: tuple[float, ...]) -> None:
         seen[bid] = i
 
 
+def checkpoint_fractions(study: Study) -> tuple[float, ...]:
+    """The fractions of each rung's steps whose model is kept and scored (tasks.checkpoints);
+    none when the study scores no task."""
+    return study.tasks.checkpoints if study.tasks.list else ()
+
+
 def _wsd_branches(rungs: list[Rung]) -> list[Rung]:
     """WSD rungs of one size share everything up to their cooldown, so that each branch can
     continue the size's one stable run: the schedule is wsd and the warmup lasts the same
-    number of steps in every branch (that of the size's shortest run, at least one)."""
+    number of steps in every branch (that of the size's shortest run, at least one). A
+    branch keeps only the steps of its own cooldown; those before it are the stable run's
+    (`wsd_plan`), the same weights for every branch."""
     out = []
     for size in dict.fromkeys(size_of(r) for r in rungs):
         group = [r for r in rungs if size_of(r) == size]
         warm = max(1, round(min(r.warmup_frac * r.steps for r in group)))
-        out += [replace(r, schedule="wsd", warmup_frac=warm / r.steps) for r in group]
+        for r in group:
+            r = replace(r, schedule="wsd", warmup_frac=warm / r.steps)
+            stop = decay_start(r.steps, warm, r.decay_frac)
+            out.append(replace(r, keep_steps=_steps(s for s in r.kept if s > stop)))
     return out
+
+
+def _steps(steps) -> str:
+    """Rung.keep_steps of these steps (ascending, once each)."""
+    return " ".join(str(s) for s in sorted(set(steps)))
 
 
 def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
@@ -311,8 +336,7 @@ def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
                 f"ladder.overrides: WSD branches of {size} share one stable run, so they "
                 "need one lr and one batch_tokens"
             )
-        stable = replace(group[-1], id=f"{size}-stable", design="wsd-stable")
-        stops = {}
+        stops, kept = {}, set()
         for r in group:
             stops[r.id] = decay_start(r.steps, round(r.warmup_frac * r.steps), r.decay_frac)
             if stops[r.id] < 1:
@@ -320,6 +344,12 @@ def wsd_plan(study: Study, rungs: list[Rung]) -> dict[str, dict[str, Any]]:
                     f"ladder.tokens: rung {r.id} is too short for a stable phase; "
                     "raise its tokens or lower train.decay_frac"
                 )
+            # the branch's kept steps before its cooldown are the stable run's
+            whole = keep_steps(r.steps, checkpoint_fractions(study))
+            kept |= {int(s) for s in whole.split() if int(s) <= stops[r.id]}
+        stable = replace(
+            group[-1], id=f"{size}-stable", design="wsd-stable", keep_steps=_steps(kept)
+        )
         out[size] = {"stable": stable, "stops": stops}
     return out
 
@@ -354,7 +384,8 @@ def sweep_plan(study: Study, rungs: list[Rung], per_size: bool = False) -> dict[
         for mult in sw.lr or [1.0]:
             for batch in sw.batch_tokens or [r.batch_tokens]:
                 lr = r.lr * mult
-                base = replace(r, tokens=budget, design="sweep", budget_flops=0.0)
+                # a tuning run keeps no checkpoints: it is scored on no task
+                base = replace(r, tokens=budget, design="sweep", budget_flops=0.0, keep_steps="")
                 sid = f"{size}-sweep-lr{lr:.3g}-b{batch}"
                 out[size].append(retarget(base, id=sid, lr=lr, batch_tokens=batch))
     return out

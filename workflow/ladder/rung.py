@@ -50,6 +50,14 @@ class Rung(ModelShape):
     parametrization: str = "sp"  # sp | mup (ladder.mup)
     mup_base_width: int | None = None  # μP's base width (the d_model its lr was tuned at)
     nodes: int | None = None  # train.nodes: its gpus over this many nodes (ladder.devices)
+    # steps (completed, space-separated) whose model the trainer keeps for task scoring
+    # (config tasks.checkpoints; runs/<rung>/checkpoints/step<N>/); "" keeps none
+    keep_steps: str = ""
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        """keep_steps as ints, ascending."""
+        return tuple(int(s) for s in self.keep_steps.split())
 
     @property
     def base_width(self) -> int | None:
@@ -104,14 +112,25 @@ def size_of(rung: Rung) -> str:
     return f"L{rung.n_layer}-d{rung.d_model}"
 
 
+def keep_steps(steps: int, fractions: tuple[float, ...] | list[float]) -> str:
+    """Rung.keep_steps for `fractions` of `steps`: each rounded to a whole step, those
+    that round to 0 or to the last step (the final model, kept anyway) dropped."""
+    kept = sorted({round(f * steps) for f in fractions} - {0, steps})
+    return " ".join(str(s) for s in kept if 0 < s < steps)
+
+
 def retarget(rung: Rung, **changes: Any) -> Rung:
     """A copy with new hyperparameters; steps and micro-batch follow a new batch size, the
-    token budget stays (rounded up to whole batches)."""
+    token budget stays (rounded up to whole batches), and so do the kept steps (at the
+    same fractions of the run)."""
     new = replace(rung, **changes)
     steps = max(1, math.ceil(rung.tokens / new.batch_tokens))
     seqs = new.batch_tokens // new.seq_len
     micro = largest_divisor_at_most(seqs, max(rung.micro_batch, 1))
-    return replace(new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro)
+    kept = keep_steps(steps, [s / rung.steps for s in new.kept])
+    return replace(
+        new, steps=steps, tokens=steps * new.batch_tokens, micro_batch=micro, keep_steps=kept
+    )
 
 
 def largest_divisor_at_most(n: int, cap: int) -> int:

@@ -15,7 +15,9 @@ batch, one forward pass per batch. Then, per example (lm-eval's multiple_choice 
 
 and a task's acc, acc_norm and bpb are their means over examples. Outputs (atomically):
 the per-sample scores (one JSON line per example: logprob and token count of every choice,
-gold, pred, pred_norm, gold_bpb) and a summary JSON (docs/tasks.md).
+gold, pred, pred_norm, gold_bpb) and a summary JSON (docs/tasks.md). With --checkpoints,
+every intermediate model a run kept (ladder.train, config tasks.checkpoints), in one job:
+a list of summaries, and the samples of each with its step.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ladder.artifacts import write_json, write_text
+from ladder.artifacts import KEPT_JSON, write_json, write_text
 from ladder.errors import DataError, failed
 from ladder.rung import Rung
 from ladder.runtime import (
@@ -182,15 +184,41 @@ def run_fields(train: dict[str, Any], step: int | None, batch_tokens: int) -> di
     }
 
 
+def kept_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """run_fields of a model kept at an intermediate step (its checkpoint.json, ladder.train):
+    the run that kept it (a WSD stable run, for the steps before the cooldowns), its step."""
+    return {
+        "run": record["rung"],
+        "step": record["step"],
+        "tokens": record["tokens"],
+        "params": record.get("params_non_embedding"),
+        "final": False,
+    }
+
+
+def kept_models(folders: list[str]) -> list[Path]:
+    """Every kept model (step<N>/ with checkpoint.json) in `folders`, by step."""
+    found = [p.parent for f in folders for p in Path(f).glob(f"step*/{KEPT_JSON}")]
+    return sorted(found, key=lambda p: json.loads((p / KEPT_JSON).read_text())["step"])
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ladder score", description=__doc__.splitlines()[0])
     ap.add_argument("--rung-json", required=True, help="the rung as JSON, or @file.json")
-    ap.add_argument("--model-dir", required=True, help="save_pretrained directory to score")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-dir", help="save_pretrained directory to score")
+    which.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="DIR",
+        help="folders of kept intermediate models (step<N>/, ladder train's checkpoints/): "
+        "score each; --out is then a JSON list of summaries, --samples carries each step",
+    )
     ap.add_argument("--tokenizer-dir", required=True, help="the study's tokenizer/")
     ap.add_argument("--task", required=True, help="the task's JSONL file (ladder task)")
     ap.add_argument("--name", required=True, help="the task's name")
     ap.add_argument("--chance", type=float, help="the task's chance level (config)")
-    ap.add_argument("--train-json", required=True, help="the rung's train.json")
+    ap.add_argument("--train-json", help="the rung's train.json (required with --model-dir)")
     ap.add_argument("--step", type=int, help="an intermediate checkpoint's step (default: final)")
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
     ap.add_argument("--threads", type=int, help="CPU threads (default: $OMP_NUM_THREADS)")
@@ -199,14 +227,81 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    t0 = time.time()
-    try:
+class Scorer:
+    """One job's device, tokenizer and task, to score one model after another."""
+
+    def __init__(self, rung: Rung, args: argparse.Namespace) -> None:
         import transformers as tf
 
         tf.utils.logging.disable_progress_bar()
+        if rung.family == "bert":
+            raise ValueError("task scoring needs a causal model; family bert is masked")
+        set_threads(job_threads(rung.threads, args.threads))
+        self.device = resolve_device(rung.device)
+        self.precision = resolve_precision(rung.precision, self.device)
+        self.examples = read_task(args.task)
+        self.tokenizer = tf.AutoTokenizer.from_pretrained(args.tokenizer_dir)
+        self.args, self.rung = args, rung
+
+    def score(self, model_dir: str | Path, head: dict[str, Any]) -> tuple[list[dict], dict]:
+        """(per-sample records, the summary) of the model in `model_dir`."""
+        import transformers as tf
+
+        t0 = time.time()
+        device, args = self.device, self.args
+        model = tf.AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
+        t1 = time.time()
+        autocast = autocast_for(self.precision, device)
+        records = score_examples(
+            model, self.tokenizer, self.examples, args.batch_size, device, autocast
+        )
+        score_s = time.time() - t1
+        out = {
+            **head,
+            **summary(records, self.examples, args.chance),
+            "diverged": False,
+            "device": str(device),
+            "precision": self.precision,
+            "score_s": score_s,
+            "examples_per_s": len(records) / score_s if score_s > 0 else None,
+            "wall_s": time.time() - t0,
+        }
+        print(
+            f"{self.rung.id} step {out['step']}: {args.name} acc {out['acc']:.3f} acc_norm "
+            f"{out['acc_norm']:.3f} bpb {out['bpb']:.3f} (chance {out['chance']:.3f}) over "
+            f"{len(records)} examples, {out['examples_per_s']:.1f} examples/s",
+            flush=True,
+        )
+        return records, out
+
+
+def score_kept(rung: Rung, args: argparse.Namespace) -> int:
+    """--checkpoints: every kept model of the folders, one summary each (a list in --out;
+    each sample line carries its step). No kept model (a run that diverged before its first
+    kept step, or too short to keep any): an empty list."""
+    models = kept_models(args.checkpoints)
+    scorer = Scorer(rung, args) if models else None
+    samples, summaries = [], []
+    for path in models:
+        head = {"task": args.name, **kept_fields(json.loads((path / KEPT_JSON).read_text()))}
+        records, out = scorer.score(path, head)
+        samples += [{"step": head["step"], **r} for r in records]
+        summaries.append(out)
+    write_text(args.samples, "".join(json.dumps(r) + "\n" for r in samples))
+    write_json(args.out, summaries)
+    print(f"{rung.id}: {args.name} scored at {len(summaries)} intermediate checkpoint(s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if args.model_dir and not args.train_json:
+        ap.error("--model-dir needs --train-json")
+    try:
         rung = Rung.from_arg(args.rung_json)
+        if args.checkpoints:
+            return score_kept(rung, args)
         train = json.loads(Path(args.train_json).read_text())
         head = {"task": args.name, **run_fields(train, args.step, rung.batch_tokens)}
         if train.get("diverged"):  # its model/ holds earlier weights, not the rung's
@@ -215,36 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.out, {**head, **nulls, "diverged": True})
             print(f"{rung.id}: diverged in training; {args.name} not scored")
             return 0
-        if rung.family == "bert":
-            raise ValueError("task scoring needs a causal model; family bert is masked")
-        set_threads(job_threads(rung.threads, args.threads))
-        device = resolve_device(rung.device)
-        precision = resolve_precision(rung.precision, device)
-        examples = read_task(args.task)
-        tokenizer = tf.AutoTokenizer.from_pretrained(args.tokenizer_dir)
-        model = tf.AutoModelForCausalLM.from_pretrained(args.model_dir).to(device).eval()
-        t1 = time.time()
-        records = score_examples(
-            model, tokenizer, examples, args.batch_size, device, autocast_for(precision, device)
-        )
-        score_s = time.time() - t1
+        records, out = Scorer(rung, args).score(args.model_dir, head)
     except (DataError, ValueError, OSError) as e:
         return failed("ladder score", e)
     write_text(args.samples, "".join(json.dumps(r) + "\n" for r in records))
-    out = {
-        **head,
-        **summary(records, examples, args.chance),
-        "diverged": False,
-        "device": str(device),
-        "precision": precision,
-        "score_s": score_s,
-        "examples_per_s": len(records) / score_s if score_s > 0 else None,
-        "wall_s": time.time() - t0,
-    }
     write_json(args.out, out)
-    print(
-        f"{rung.id} step {out['step']}: {args.name} acc {out['acc']:.3f} acc_norm "
-        f"{out['acc_norm']:.3f} bpb {out['bpb']:.3f} (chance {out['chance']:.3f}) over "
-        f"{len(records)} examples, {out['examples_per_s']:.1f} examples/s"
-    )
     return 0

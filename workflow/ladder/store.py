@@ -16,7 +16,8 @@ they are called; a changed seed, lr, data file, tokenizer or training code gives
 
 The store (docs/design.md, "The run store"):
 
-    <store>/entries/<key>/        manifest.json, model/, train_log.csv, train.json (read-only)
+    <store>/entries/<key>/        manifest.json, model/, train_log.csv, train.json, and
+                                  checkpoints/ when the run kept any (read-only)
     <store>/tmp/                  entries being written (renamed into entries/ when complete)
     <store>/locks/<key>.lock      held while a job trains the run
 
@@ -61,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.artifacts import (
+    KEPT_DIR,
     MODEL_DIR,
     STORE_JSON,
     TOKENIZER_SAMPLE_JSON,
@@ -78,6 +80,9 @@ DEFAULT_DIR = "results/store"
 MANIFEST_JSON = "manifest.json"
 # a run's outputs, in the order they are put in place (train.json last: "trained")
 OUTPUTS = (MODEL_DIR, TRAIN_LOG_CSV, TRAIN_JSON)
+# and, first, the models a rung keeps at its keep_steps (tasks.checkpoints), where it has
+# them: keep_steps is in the key, so an entry holds them exactly when its run kept any
+OPTIONAL = (KEPT_DIR,)
 # Rung fields that change no weight: its name, its design's labels, how often it logs
 # and checkpoints (resume is exact), and over how many nodes its gpus are spread (as
 # cluster.gpus_per_node, which no rung holds). Everything else is in the key,
@@ -230,11 +235,16 @@ def recipe_key(rung: Rung, eval_tokens: int | None) -> str:
 # ----------------------------------------------------------------------------- the store
 
 
+def _outputs(root: Path) -> list[str]:
+    """The run outputs `root` holds, in the order they are put in place."""
+    return [name for name in OPTIONAL if (root / name).exists()] + list(OUTPUTS)
+
+
 def _copy_outputs(src: Path, dst: Path) -> None:
     """Copy a run's outputs from `src` into the (existing) folder `dst`. Plain copies with
     fresh modification times: a hard link would share its mtime with every other study's
     copy, and Snakemake reads an output's mtime to decide what is out of date."""
-    for name in OUTPUTS:
+    for name in _outputs(src):
         if (src / name).is_dir():
             shutil.copytree(src / name, dst / name, copy_function=shutil.copyfile)
         else:
@@ -313,7 +323,7 @@ class Store:
             _copy_outputs(self.entry(key), tmp)
             for path in tmp.rglob("*"):  # the study's copy is its own: writable again
                 path.chmod(path.stat().st_mode | stat.S_IWUSR)
-            for name in OUTPUTS:
+            for name in _outputs(tmp):
                 target = run_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)
@@ -406,7 +416,7 @@ def manifest(key: str, inputs: dict[str, Any], run_dir: Path, rung: Rung) -> dic
         "trained_in": str(run_dir.absolute()),
         "host": socket.gethostname(),
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": list(OUTPUTS),
+        "files": _outputs(run_dir),
         "wall_s": train.get("wall_s"),
         "gpu_hours": gpu_hours_of(train, rung),
         "diverged": bool(train.get("diverged")),

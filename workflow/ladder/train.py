@@ -23,7 +23,11 @@ retries it). On CPU a resumed run ends with the same weights and loss, bit for b
 
 Outputs: RUNDIR/model/ (save_pretrained), train_log.csv, and train.json last; each (and
 the checkpoint) is written atomically by ladder.artifacts, so a killed job never leaves
-a complete-looking run.
+a complete-looking run. A rung with keep_steps (config tasks.checkpoints) also keeps the
+model after each of those steps, for task scoring: RUNDIR/checkpoints/step<N>/ (or
+--checkpoints-out), save_pretrained plus checkpoint.json. They are staged in RUNDIR/ckpt/
+beside the resume checkpoint, which outlives a killed job, and moved into place when the
+job ends (a WSD stable segment's: those of its own steps).
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ import torch
 from ladder import devices, mup
 from ladder.artifacts import (
     CHECKPOINT,
+    KEPT_DIR,
+    KEPT_JSON,
+    KEPT_STAGING,
     MODEL_DIR,
     TOKENS_META_JSON,
     TRAIN_JSON,
@@ -151,6 +158,7 @@ def train(
     state_out: str | None = None,
     threads: int | None = None,
     tracking: Tracking | None = None,
+    kept_out: str | None = None,
 ) -> int:
     """Train rung `r` into out_dir; returns the exit code (0, or 128+signal). A run that
     diverges (NaN/inf loss) writes its outputs marked diverged and returns 0.
@@ -160,27 +168,35 @@ def train(
     such a state unless its own checkpoint is newer). SIGTERM/SIGUSR1 are caught from the
     very start: one that arrives while the job is still loading is acted on after its
     first step (checkpoint, exit 128+signal), instead of killing a job that could resume.
-    `tracking`: the TensorBoard / W&B settings (ladder.tracking; None: off).
+    `tracking`: the TensorBoard / W&B settings (ladder.tracking; None: off). `kept_out`:
+    where the models kept at r.keep_steps go: by default out_dir/checkpoints, written (empty
+    if none) by every run, so that it is an output of every rung; a WSD stable segment
+    keeps models only where it is given one.
     """
-    seg = Segment.of(r, stop_step, init_state, state_out)
+    if kept_out is None and stop_step is None:
+        kept_out = str(Path(out_dir) / KEPT_DIR)
+    seg = Segment.of(r, stop_step, init_state, state_out, kept_out)
     # the tracker is closed however the job ends (its last rows are kept; ladder.tracking)
     with catch_signals(signal.SIGTERM, signal.SIGUSR1) as caught, Tracker() as tracker:
         clock = Clock()
         # setup: the data is checked before any compute, so a bad shard fails in seconds
-        run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads)
+        run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads, seg.kept_out)
         progress, stop, diverged = Progress(start=0, rows=[]), 0, None
         try:
             # restore: a killed job goes on from its checkpoint, a WSD branch from its
             # stable run's state; the step counter is also the data position
             past = restore(run, resume, seg.init_state)
             progress = Progress.restored(past)
+            if run.master:
+                prune_kept(run, progress.start)
             if run.master and tracking:
                 run.tracker = tracker.open(tracking, r, run.out, continues(past, r.id))
             check_stable_run(past, r)  # a branch of a diverged stable run is diverged too
             distribute(run)
             clock.start(progress.start * r.batch_tokens, past["wall_s"], past["train_s"])
             # loop: to the segment's end, or to the end of the step a signal arrived in
-            stop = train_loop(run, progress, clock, seg.end, caught)
+            kept = frozenset(r.kept if seg.kept_out else ())
+            stop = train_loop(run, progress, clock, seg.end, caught, kept)
         except Divergence as e:  # a result, not an error: `finish` records it
             diverged = e
         finally:
@@ -219,6 +235,8 @@ def finish(
         name = signal.Signals(stop).name
         print(f"{r.id}: {name} at step {progress.step}; checkpoint saved", flush=True)
         return code
+    if seg.kept_out:  # before the outputs below remove ckpt/, where they are staged
+        publish_kept(run, Path(seg.kept_out))
     if diverged is not None:
         print(f"ladder train: diverged: {diverged}", file=sys.stderr, flush=True)
         if seg.state_out:
@@ -279,10 +297,12 @@ def setup(
     val_tokens: int | None,
     eval_tokens: int,
     threads: int | None = None,
+    kept_out: str | None = None,
 ) -> Run:
     """Threads (the rung's, at most the job's `threads` shared by its ranks) and device,
     the data (checked before any compute, so a bad shard fails in seconds), the DDP
-    process group, stale outputs removed, model and optimizer built."""
+    process group, stale outputs removed (with the kept models' `kept_out`), model and
+    optimizer built."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the job log is for progress lines
@@ -305,7 +325,7 @@ def setup(
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     out = Path(out_dir)
     if rank == 0:
-        clear_outputs(out)
+        clear_outputs(out, kept_out)
     model = build_model(r.shape, r.seed, r.base_width).to(device)
     params = count_params(model, r.shape)
     if params != param_groups(r.shape) and rank == 0:
@@ -371,12 +391,14 @@ def split_batch(r: Rung, world: int) -> tuple[int, int]:
     return local, micro
 
 
-def clear_outputs(out: Path) -> None:
+def clear_outputs(out: Path, kept_out: str | None = None) -> None:
     """A previous complete run must not survive a failed rerun looking complete."""
     for stale in (TRAIN_JSON, TRAIN_LOG_CSV):
         (out / stale).unlink(missing_ok=True)
-    for path in [out / MODEL_DIR, *leftover_temps(out / MODEL_DIR)]:  # incl. a killed save's
-        shutil.rmtree(path, ignore_errors=True)
+    folders = [out / MODEL_DIR] + ([Path(kept_out)] if kept_out else [])
+    for folder in folders:
+        for path in [folder, *leftover_temps(folder)]:  # incl. a killed save's
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def curve_slice(
@@ -502,13 +524,66 @@ def save_checkpoint(run: Run, progress: Progress, clock: Clock, path: Path) -> N
         torch.save(state, tmp)
 
 
+# ----------------------------------------------------------------------------- kept models
+
+
+def keep_model(run: Run, progress: Progress, clock: Clock) -> None:
+    """The model after this step, for task scoring: save_pretrained (as the final model)
+    plus checkpoint.json, staged atomically in ckpt/kept/step<N>/ (not training time)."""
+    clock.pause()
+    r, step = run.r, progress.step
+    with atomic_dir(run.out / KEPT_STAGING / f"step{step}") as tmp:
+        save_model(run.model, r.shape, tmp, r.base_width)
+        row = progress.rows[-1]
+        record = {"rung": r.id, "step": step, "tokens": step * r.batch_tokens, **run.params,
+                  "steps": r.steps, "loss_nats": row.loss_nats}  # fmt: skip
+        write_json(tmp / KEPT_JSON, record)
+    clock.resume()
+
+
+def kept_step(path: Path) -> int | None:
+    """N of a kept model's folder step<N>, else None (e.g. a killed save's temp folder)."""
+    name = path.name
+    return int(name[4:]) if name.startswith("step") and name[4:].isdigit() else None
+
+
+def prune_kept(run: Run, start: int) -> None:
+    """Staged models this job will not redo or cannot vouch for: those after the step it
+    starts at (it trains them again) and any not among the rung's keep_steps."""
+    staged = run.out / KEPT_STAGING
+    for path in sorted(staged.iterdir()) if staged.is_dir() else []:
+        step = kept_step(path)
+        if step is None or step > start or step not in run.r.kept:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def publish_kept(run: Run, dest: Path) -> None:
+    """Move the staged models into `dest` (one folder of step<N>/, written atomically; empty
+    when none was kept, e.g. a run that diverged first)."""
+    staged = run.out / KEPT_STAGING
+    with atomic_dir(dest) as tmp:
+        for path in sorted(staged.iterdir()) if staged.is_dir() else []:
+            if kept_step(path) is not None:
+                os.replace(path, tmp / path.name)
+    n = len(list(dest.iterdir()))
+    print(f"{run.r.id}: kept {n} intermediate model(s) in {dest}", flush=True)
+
+
 # ----------------------------------------------------------------------------- loop
 
 
-def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: list[int]) -> int:
-    """Steps progress.start .. end-1, each top to bottom: lr → batch → step → log / eval →
-    checkpoint. Returns 0 once all are done, or the caught signal after the step it
-    arrived in (its losses checked; `finish` writes the checkpoint)."""
+def train_loop(
+    run: Run,
+    progress: Progress,
+    clock: Clock,
+    end: int,
+    caught: list[int],
+    kept: frozenset[int] = frozenset(),
+) -> int:
+    """Steps progress.start .. end-1, each top to bottom: lr → batch → step → log / eval /
+    kept model → checkpoint. Returns 0 once all are done, or the caught signal after the
+    step it arrived in (its losses checked; `finish` writes the checkpoint). `kept`: the
+    steps whose model is kept (`keep_model`)."""
     r = run.r
     evals = eval_steps(r)
     # on one GPU, read losses at log intervals only; under DDP agreed_signal syncs every
@@ -523,10 +598,12 @@ def train_loop(run: Run, progress: Progress, clock: Clock, end: int, caught: lis
 
         # log / eval: the losses are read (and checked) only when a row is needed
         due_log = clock.log_due(r.log_every_s)
-        if sync_every_step or due_log or done in evals or done == end:
+        if sync_every_step or due_log or done in evals or done in kept or done == end:
             progress.flush(clock, r)
         if done in evals and run.master:
             validate(run, progress, clock, whole=done == r.steps)
+        if done in kept and run.master:  # its losses checked: no weights after a NaN
+            keep_model(run, progress, clock)
         if run.master and (due_log or done in evals or done == end):
             track(run, progress)
         if due_log and run.master:
@@ -815,24 +892,34 @@ class Clock:
 
 # Fields a WSD branch may change: a cooldown continues the stable run's state but has its
 # own id, length and (to keep the warmup's step count) warmup fraction.
-BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design"}
+# (and the steps it keeps: the stable run keeps those before the branches' cooldowns)
+BRANCH_FIELDS = RUNTIME_FIELDS | {"id", "steps", "tokens", "warmup_frac", "design", "keep_steps"}
 
 
 @dataclass(frozen=True)
 class Segment:
     """The steps a job trains, 0 (or where it resumes) to `end`, and the WSD states it
-    starts from (`init_state`) and ends in (`state_out`); a plain run has neither."""
+    starts from (`init_state`) and ends in (`state_out`); a plain run has neither.
+    `kept_out`: the folder its kept models go to (None: it keeps none)."""
 
     end: int
     init_state: str | None = None
     state_out: str | None = None
+    kept_out: str | None = None
 
     @classmethod
-    def of(cls, r: Rung, stop_step: int | None, init_state: str | None, state_out: str | None):
+    def of(
+        cls,
+        r: Rung,
+        stop_step: int | None,
+        init_state: str | None,
+        state_out: str | None,
+        kept_out: str | None = None,
+    ):
         end = r.steps if stop_step is None else stop_step
         if not 0 < end <= r.steps:
             raise ValueError(f"--stop-step {stop_step} must be in [1, {r.steps}]")
-        return cls(end, init_state, state_out)
+        return cls(end, init_state, state_out, kept_out)
 
 
 def load_branch_state(path: Path, r: Rung) -> dict:
@@ -1090,6 +1177,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--stop-step", type=int, help="stop after this step (WSD stable segment)")
     ap.add_argument("--state-out", help="with --stop-step: save the full state here")
     ap.add_argument(
+        "--checkpoints-out",
+        help="the folder of the models kept at the rung's keep_steps, step<N>/ each, written "
+        "(empty if none) when the job ends (default: OUT_DIR/checkpoints; a WSD stable "
+        "segment, with --stop-step, keeps models only where this is given)",
+    )
+    ap.add_argument(
         "--threads",
         type=int,
         help="CPU threads granted to the job (default: $OMP_NUM_THREADS, which Snakemake "
@@ -1129,6 +1222,7 @@ def main(argv: list[str] | None = None) -> int:
             state_out=args.state_out,
             threads=args.threads,
             tracking=Tracking.from_arg(args.tracking),
+            kept_out=args.checkpoints_out,
         )
     except (DataError, ValueError, OSError) as e:
         return failed("ladder train", e)

@@ -11,7 +11,13 @@ try:
     from ladder.config import data_files, load_config, read_config_file
     from ladder.errors import ConfigError
     from ladder.estimates import memory_warnings
-    from ladder.plan import plan, sweep_plan, sweep_sources, wsd_plan
+    from ladder.plan import (
+        checkpoint_fractions,
+        plan,
+        sweep_plan,
+        sweep_sources,
+        wsd_plan,
+    )
     from ladder.rung import size_of
     from ladder import store, tracking
 except ImportError:
@@ -160,8 +166,43 @@ def task_chance(name):
 
 
 def all_task_scores():
-    """Every rung's summary of every task (the final checkpoints)."""
-    return [f"{RESULTS}/runs/{r}/tasks/{t}.json" for r in LADDER for t in TASKS]
+    """Every rung's summary of every task (the final checkpoints), then those of the models
+    kept at intermediate steps (tasks.checkpoints): of each run that keeps any."""
+    final = [f"{RESULTS}/runs/{r}/tasks/{t}.json" for r in LADDER for t in TASKS]
+    return final + [
+        f"{RESULTS}/runs/{r}/tasks/checkpoints/{t}.json" for r in KEEPING for t in TASKS
+    ]
+
+
+# The models kept at intermediate steps for task scoring (config tasks.checkpoints;
+# docs/tasks.md): every rung's train job writes them (runs/<rung>/checkpoints/step<N>/), a
+# WSD size's stable segments those before the branches' cooldowns, each segment its own
+# steps (runs/<size>-stable/checkpoints/<branch>/); one scoring job per run x task.
+KEPT = bool(checkpoint_fractions(STUDY))
+STABLE = {
+    w["stable"].id: w for w in WSD.values()
+}  # stable run id -> its size's WSD plan
+# the runs that keep models (and so are scored on them): rungs, and WSD stable runs
+KEEPING = [r for r in [*LADDER, *STABLE] if RUNGS[r].kept] if KEPT else []
+
+
+def kept_output(pattern):
+    """A rule's `checkpoints` output (the folder `pattern`) when the study keeps models."""
+    return {"checkpoints": directory(pattern)} if KEPT else {}
+
+
+def kept_folders(wildcards):
+    """The folders of the models run `rung` kept: its checkpoints/, or a WSD stable run's
+    one per segment."""
+    run = f"{RESULTS}/runs/{wildcards.rung}/checkpoints"
+    if wildcards.rung in STABLE:
+        return [f"{run}/{branch}" for branch in STABLE[wildcards.rung]["stops"]]
+    return [run]
+
+
+def kept_args(wildcards, output):
+    """A WSD segment's --checkpoints-out (its own folder), when the study keeps models."""
+    return f"--checkpoints-out {output.checkpoints}" if KEPT else ""
 
 
 def task_table(wildcards):
@@ -170,8 +211,9 @@ def task_table(wildcards):
 
 
 def task_fit_args(wildcards, input):
-    """`ladder fit`'s --tasks and --predict N,D (config fit.task_targets) for the task laws."""
+    """`ladder fit`'s --tasks, --predict N,D (config fit.task_targets) and --step2 (config
+    fit.task_step2) for the task laws."""
     if not TASKS:
         return ""
     targets = "".join(f" --predict {n:g},{d:g}" for n, d in STUDY.fit.task_targets)
-    return f" --tasks {input.tasks}{targets}"
+    return f" --tasks {input.tasks}{targets} --step2 {STUDY.fit.task_step2}"

@@ -1,5 +1,6 @@
 # Multiple-choice tasks (docs/tasks.md): each task's JSONL file once (checked, exported or
-# built from the val split), then one scoring job per rung x task.
+# built from the val split), then one scoring job per rung x task, and one per run x task
+# for the models the run kept at intermediate steps (tasks.checkpoints).
 
 
 rule task:
@@ -47,4 +48,31 @@ rule score:
         " ladder score --rung-json @{input.spec} --model-dir {input.model}"
         " --tokenizer-dir {input.tokenizer} --task {input.task} --name {wildcards.task}"
         " {params.chance} --train-json {input.summary} --batch-size {params.batch_size}"
+        " --samples {output.samples} --out {output.summary} > {log} 2>&1"
+
+
+rule score_checkpoints:
+    input:
+        spec=f"{RESULTS}/runs/{{rung}}/rung.json",
+        checkpoints=kept_folders,
+        tokenizer=f"{RESULTS}/tokenizer",
+        task=f"{RESULTS}/tasks/{{task}}.jsonl",
+    output:
+        samples=f"{RESULTS}/runs/{{rung}}/tasks/checkpoints/{{task}}.jsonl",
+        summary=f"{RESULTS}/runs/{{rung}}/tasks/checkpoints/{{task}}.json",
+    log:
+        f"{LOGS}/score_checkpoints/{{rung}}/{{task}}.log",
+    conda:
+        "../envs/ladder.yaml"
+    threads: rung_threads
+    resources:
+        **EVAL_RESOURCES,
+    params:
+        chance=lambda w: task_chance(w.task),
+        batch_size=STUDY.tasks.batch_size,
+    shell:
+        "ladder launch --gpu-percent {resources.gpu_percent} --"
+        " ladder score --rung-json @{input.spec} --checkpoints {input.checkpoints}"
+        " --tokenizer-dir {input.tokenizer} --task {input.task} --name {wildcards.task}"
+        " {params.chance} --batch-size {params.batch_size}"
         " --samples {output.samples} --out {output.summary} > {log} 2>&1"

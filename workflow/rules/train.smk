@@ -10,6 +10,9 @@
 # `ladder store run` wraps training: a run whose key (spec, data hashes, training code) is
 # in the run store is copied from it instead of trained; a run trained here is put in it
 # (ladder.store). store.json says which; the GPU is claimed only for training.
+# With tasks.checkpoints, its `checkpoints` output holds the models kept at the rung's
+# keep_steps; every run writes the folder (empty if it keeps none), so it is declared for
+# every rung (docs/tasks.md).
 # A rung larger than one node (cluster.gpus_per_node) is a multi-node SLURM job: its
 # command runs on the first node, where `ladder launch --nodes N` starts one launcher per
 # node with srun, and `ladder train` one torchrun per node (docs/cluster.md).
@@ -27,6 +30,7 @@ rule train:
         meta=f"{TOKENS}/meta.json",
         tokenizer=f"{RESULTS}/tokenizer",
     output:
+        **kept_output(f"{RESULTS}/runs/{{rung}}/checkpoints"),
         model=directory(f"{RESULTS}/runs/{{rung}}/model"),
         log=f"{RESULTS}/runs/{{rung}}/train_log.csv",
         summary=f"{RESULTS}/runs/{{rung}}/train.json",

@@ -25,7 +25,7 @@ from ladder.fit.isoflop import METHODS as ISOFLOP_METHODS
 from ladder.fit.laws import LAWS
 from ladder.fit.runs import VARIABLES, Columns, FitError, truthy
 from ladder.fit.table import fit_table, to_json, write_fits
-from ladder.fit.task import TaskColumns, fit_task, load_points, parse_target
+from ladder.fit.task import TaskColumns, check_step2, fit_task, load_points, parse_target
 
 
 def _read_csv(path: str) -> pd.DataFrame:
@@ -156,6 +156,13 @@ def _task_options(ap: argparse.ArgumentParser) -> None:
         metavar="N,D",
         help="task: predict task loss and accuracy of N parameters on D tokens; repeatable",
     )
+    ap.add_argument(
+        "--step2",
+        metavar="FORM",
+        default="sigmoid",
+        help="task: step 2's form, accuracy against task loss: sigmoid (OLMo, Bhagia et al. "
+        "2024; default) or exp, top-1 error eps - k exp(-gamma L) (Gadre et al. 2024)",
+    )
 
 
 def _curve_options(ap: argparse.ArgumentParser) -> None:
@@ -273,6 +280,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     cols = Columns(args.params_col, args.tokens_col, args.compute_col, args.loss_col)
     try:
+        check_step2(args.step2)
         if args.law in CURVE_LAW_NAMES:
             result = _curves_only(args)
         elif args.law == "task":
@@ -324,7 +332,9 @@ def _every_task(args) -> dict:
     for name in sorted(df[cols.task].astype(str).unique()):
         try:
             points = load_points(df, cols, name, args.chance)
-            entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
+            entry = fit_task(
+                points, targets, args.bootstrap, args.seed, _task_column_names(cols), args.step2
+            )
             entry["task"] = name
         except FitError as e:
             entry = {"skipped": str(e), "task": name}
@@ -348,7 +358,9 @@ def _task(args) -> dict:
         raise FitError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     points = load_points(df, cols, args.task, args.chance)
     try:
-        entry = fit_task(points, targets, args.bootstrap, args.seed, _task_column_names(cols))
+        entry = fit_task(
+            points, targets, args.bootstrap, args.seed, _task_column_names(cols), args.step2
+        )
     except FitError as e:
         raise FitError(f"cannot fit task: {e}") from None
     if args.task:

@@ -8,12 +8,21 @@
     step 2  Acc(L) = a / (1 + exp(k (L - L0))) + b,  k > 0
             accuracy against task loss on every checkpoint (intermediate ones too); b is the
             floor a model reaches as L grows, fixed at the task's chance level, and a <= 1 - b
+            or, with step2 "exp", Gadre et al. 2024's form ("Language models scale reliably
+            with over-training and on downstream tasks", arXiv:2403.08540, eq. 5): top-1
+            error Err(L) = eps - k exp(-gamma L), k, gamma > 0, 0 <= eps <= 1, so that
+            Acc = 1 - Err rises from 1 - eps (as L grows) exponentially in -L
 
 Written with +k so that accuracy falls with loss and b is the floor. OLMo's code
 (allenai/OLMo-ladder, src/scaling step2 `fit_step2`) fits the same sigmoid with free a, b
 and anchors the floor with an "ideal point" at chance; fixing b = chance is that anchor made
-exact. The chained prediction Acc(L_task(N, D)) and its 95% interval come from a bootstrap
-over runs that refits both steps on each resample (a run's checkpoints travel together).
+exact. Gadre et al. fit their form to the average error over tasks against the C4 loss;
+here it is fitted per task against the task loss, as the sigmoid is, with eps free. Step 1
+fits only the checkpoints marked final (a run's last); step 2 fits every checkpoint, the
+intermediate ones included (tasks.csv's final False: config tasks.checkpoints), so a run
+with intermediate rows only (a WSD size's stable run) adds points to step 2 alone. The
+chained prediction Acc(L_task(N, D)) and its 95% interval come from a bootstrap over runs
+that refits both steps on each resample (a run's checkpoints travel together).
 """
 
 from __future__ import annotations
@@ -30,13 +39,25 @@ from ladder.fit.chinchilla import CHINCHILLA_NAMES, chinchilla_loss, fit_chinchi
 from ladder.fit.runs import FitError, distinct, shown, truthy
 
 STEP1_FORMULA = "L_task = E + A / N^alpha + B / D^beta"
-STEP2_FORMULA = "Acc = a / (1 + exp(k * (L_task - L0))) + b"
-STEP2_NAMES = ("a", "b", "k", "L0")
-METHOD = (
-    "two-step (Bhagia et al. 2024): step 1 Huber(1e-3) on log residuals of the task loss at "
-    "each run's last checkpoint (Hoffmann et al. 2022's grid of starts); step 2 least squares "
-    "of accuracy on every checkpoint, floor b fixed at chance, 0 < a <= 1 - b, k > 0"
+# step 2's forms: sigmoid (OLMo, Bhagia et al. 2024; the default) or exp (Gadre et al. 2024)
+STEP2_FORMULAS = {
+    "sigmoid": "Acc = a / (1 + exp(k * (L_task - L0))) + b",
+    "exp": "Acc = 1 - Err, Err = eps - k * exp(-gamma * L_task)",
+}
+STEP2_PARAMS = {"sigmoid": ("a", "b", "k", "L0"), "exp": ("eps", "k", "gamma")}
+STEP2_FREE = {"sigmoid": ("a", "k", "L0"), "exp": ("eps", "k", "gamma")}  # b is fixed
+STEP2_FORMULA, STEP2_NAMES = STEP2_FORMULAS["sigmoid"], STEP2_PARAMS["sigmoid"]
+STEP1_METHOD = (
+    "step 1 Huber(1e-3) on log residuals of the task loss at each run's last checkpoint "
+    "(Hoffmann et al. 2022's grid of starts)"
 )
+METHODS = {
+    "sigmoid": f"two-step (Bhagia et al. 2024): {STEP1_METHOD}; step 2 least squares of "
+    "accuracy on every checkpoint, floor b fixed at chance, 0 < a <= 1 - b, k > 0",
+    "exp": f"two-step: {STEP1_METHOD}; step 2 Gadre et al. 2024's exponential, least squares "
+    "of accuracy (1 - error) on every checkpoint, 0 <= eps <= 1, k > 0, gamma > 0",
+}
+METHOD = METHODS["sigmoid"]
 
 
 @dataclass
@@ -141,13 +162,17 @@ def load_points(
         raise FitError("no usable checkpoints: every row is diverged or has no task loss")
     runs, run = np.unique(ids[keep], return_inverse=True)
     D = values["tokens"][keep]
-    # step 1's point: the checkpoint marked `final`, else the run's largest token count
-    final = truthy(df["final"])[keep] if "final" in df.columns else np.zeros(len(D), bool)
+    # step 1's point: the checkpoint marked `final`, else (a table without the column) the
+    # run's largest token count. With the column, a run without a final row (a WSD stable
+    # run's intermediate models) has no step-1 point: its rows serve step 2 only.
+    marks = "final" in df.columns
+    final = truthy(df["final"])[keep] if marks else np.zeros(len(D), bool)
     last = np.zeros(len(D), dtype=bool)
     for r in range(len(runs)):
         rows = np.flatnonzero(run == r)
         marked = rows[final[rows]]
-        last[marked[-1] if len(marked) else rows[np.argmax(D[rows])]] = True
+        if len(marked) or not marks:
+            last[marked[-1] if len(marked) else rows[np.argmax(D[rows])]] = True
     return TaskPoints(
         values["params"][keep],
         D,
@@ -178,7 +203,7 @@ def _chance(df: pd.DataFrame, chance: float | None) -> float:
 
 def support(points: TaskPoints) -> str | None:
     """Why the points cannot identify a step, or None."""
-    n = len(points.runs)
+    n = int(points.last.sum())  # the runs with a final checkpoint
     if n < len(CHINCHILLA_NAMES) + 2:
         return f"step 1: {n} runs for 5 parameters (needs {len(CHINCHILLA_NAMES) + 2})"
     last = points.last
@@ -247,6 +272,68 @@ def fit_step2(
     return {"a": float(a), "b": chance, "k": float(k), "L0": float(L0), "_cost": float(best.cost)}
 
 
+def exp_accuracy(p: dict, L) -> np.ndarray:
+    """Step 2 in Gadre et al. 2024's form: 1 - Err(L), Err = eps - k exp(-gamma L)."""
+    z = np.clip(-np.asarray(p["gamma"]) * np.asarray(L), -500, 500)
+    return 1.0 - (np.asarray(p["eps"]) - np.asarray(p["k"]) * np.exp(z))
+
+
+def accuracy(p: dict, L) -> np.ndarray:
+    """Step 2's accuracy at task loss L, in the form `p`'s parameters are of."""
+    return exp_accuracy(p, L) if "gamma" in p else sigmoid(p, L)
+
+
+def fit_step2_exp(
+    L: np.ndarray, acc: np.ndarray, w: np.ndarray, chance: float, warm: dict | None = None
+) -> dict | None:
+    """(eps, k, gamma) of Err = eps - k exp(-gamma L) by weighted least squares of accuracy.
+    Starts: for each gamma of a grid (a decade each side of 1/spread), eps and k from the
+    linear least squares that gamma leaves (acc = 1 - eps + k exp(-gamma L)); or `warm`
+    alone. `chance` is unused: eps, the error as L grows, is free (as Gadre et al. fit it)."""
+    keep = w > 0
+    L, acc, sw = L[keep], acc[keep], np.sqrt(w[keep])
+    spread = max(float(np.ptp(L)), 1e-6)
+
+    def residuals(t):
+        return sw * (exp_accuracy({"eps": t[0], "k": t[1], "gamma": t[2]}, L) - acc)
+
+    starts = []
+    if warm is not None:
+        starts = [(warm["eps"], warm["k"], warm["gamma"])]
+    else:
+        for gamma in (0.1 / spread, 0.3 / spread, 1.0 / spread, 3.0 / spread, 10.0 / spread):
+            X = np.stack([np.ones_like(L), np.exp(-gamma * L)], axis=1) * sw[:, None]
+            (c0, c1), *_ = np.linalg.lstsq(X, acc * sw, rcond=None)
+            starts.append((min(max(1.0 - c0, 0.0), 1.0), max(c1, 1e-6), gamma))
+    best = None
+    for eps0, k0, g0 in starts:
+        try:
+            res = least_squares(
+                residuals,
+                [eps0, k0, g0],
+                bounds=([0.0, 0.0, 1e-9], [1.0, np.inf, np.inf]),
+                x_scale=[1.0, max(k0, 1e-6), max(g0, 1e-6)],
+            )
+        except ValueError:
+            continue
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
+    if best is None:
+        return None
+    eps, k, gamma = best.x
+    return {"eps": float(eps), "k": float(k), "gamma": float(gamma), "_cost": float(best.cost)}
+
+
+STEP2_FITS = {"sigmoid": fit_step2, "exp": fit_step2_exp}
+
+
+def check_step2(form: str) -> str:
+    """`form` if it is a step-2 form, else a FitError naming the allowed ones."""
+    if form not in STEP2_FITS:
+        raise FitError(f"--step2 must be one of {', '.join(STEP2_FITS)}; got '{form}'")
+    return form
+
+
 # -------------------------------------------------------------------------------- the fit
 
 
@@ -258,9 +345,9 @@ def _step1(points: TaskPoints, counts: np.ndarray, warm=None):
 
 
 def chained(step1: dict, step2: dict, N, D) -> tuple[np.ndarray, np.ndarray]:
-    """(task loss, accuracy) at (N, D): step 2 applied to step 1's prediction."""
+    """(task loss, accuracy) at (N, D): step 2 (either form) applied to step 1's prediction."""
     L = chinchilla_loss(step1, np.log(np.asarray(N, float)), np.log(np.asarray(D, float)))
-    return L, sigmoid(step2, L)
+    return L, accuracy(step2, L)
 
 
 def fit_task(
@@ -269,15 +356,18 @@ def fit_task(
     bootstrap: int = 200,
     seed: int = 0,
     columns: dict | None = None,
+    step2: str = "sigmoid",
 ) -> dict:
     """Both steps, their 95% intervals and the chained predictions at `targets` ((N, D)
-    pairs): the fits.json entry of one task. Raises FitError when a step is not identified."""
+    pairs): the fits.json entry of one task. `step2`: the form of step 2, sigmoid (OLMo's)
+    or exp (Gadre et al.'s). Raises FitError when a step is not identified."""
+    fit2 = STEP2_FITS[check_step2(step2)]
     if (reason := support(points)) is not None:
         raise FitError(reason)
-    n_runs = len(points.runs)
-    p1, obj1, minima = _step1(points, np.ones((1, n_runs)))
+    n_runs = int(points.last.sum())  # step 1's: the runs with a final checkpoint
+    p1, obj1, minima = _step1(points, np.ones((1, len(points.runs))))
     s1 = {k: float(p1[k][0]) for k in CHINCHILLA_NAMES}
-    s2 = fit_step2(points.loss, points.acc, np.ones(len(points.loss)), points.chance)
+    s2 = fit2(points.loss, points.acc, np.ones(len(points.loss)), points.chance)
     if s2 is None or not all(math.isfinite(v) for v in s1.values()):
         raise FitError("the fit did not converge")
     cost2 = s2.pop("_cost")
@@ -288,45 +378,53 @@ def fit_task(
             "every run has the same tokens per parameter: step 1's N and D terms are not told "
             "apart, so predictions off that line are not identified"
         )
-    if s2["k"] * np.ptp(points.loss) < 1.0:
+    # the slope (k, or gamma) times the observed spread of task loss: under 1, the curve's
+    # shape is barely constrained by the points
+    slope = s2["gamma"] if step2 == "exp" else s2["k"]
+    if slope * np.ptp(points.loss) < 1.0:
         warnings.append(
-            "step 2: the observed task losses cover less than one unit of k (L - L0): the "
-            "sigmoid's shape is barely constrained, its ceiling a + b in particular"
+            f"step 2: the observed task losses cover less than one unit of "
+            f"{'gamma' if step2 == 'exp' else 'k'} (L - L0 or L): the {step2} curve's shape is "
+            "barely constrained, its ceiling in particular"
         )
     entry: dict = {
         "law": "task",
-        "method": METHOD,
-        "formula": {"step1": STEP1_FORMULA, "step2": STEP2_FORMULA},
+        "method": METHODS[step2],
+        "formula": {"step1": STEP1_FORMULA, "step2": STEP2_FORMULAS[step2]},
+        "step2_form": step2,
         "columns": columns or {},
         "chance": points.chance,
         "n_runs": n_runs,
         "n_points": int(len(points.loss)),
+        "n_final": n_runs,
+        "n_intermediate": int(len(points.loss) - n_runs),
         "rows": points.runs,
         "step1": {"params": s1, "ci95": {}, "objective": float(obj1[0]), "n_points": n_runs},
         "step2": {
+            "form": step2,
             "params": s2,
             "ci95": {},
             "objective": cost2 * 2,
             "objective_kind": "sum of squared residuals of accuracy",
             "n_points": int(len(points.loss)),
-            "fixed": ["b"],
+            "fixed": ["b"] if step2 == "sigmoid" else [],
         },
     }
     # the report's generic tables read "params" and "ci95": both steps, side by side
-    entry["params"] = s1 | {k: s2[k] for k in STEP2_NAMES}
+    entry["params"] = s1 | {k: s2[k] for k in STEP2_PARAMS[step2]}
     targets = [(float(n), float(d)) for n, d in targets]
     preds = []
     for n, d in targets:
         L, acc = chained(s1, s2, n, d)
         preds.append({"N": n, "D": d, "C": 6 * n * d, "task_loss": float(L), "acc": float(acc)})
-    boot = _bootstrap(points, minima, s2, targets, bootstrap, seed) if bootstrap > 0 else None
+    boot = _bootstrap(points, minima, s2, targets, bootstrap, seed, step2) if bootstrap else None
     entry["bootstrap"] = {
         "resamples": bootstrap,
         "used": 0,
         "seed": seed,
         "method": "runs resampled with replacement (a run's checkpoints together); both steps "
         "refitted on each resample; percentile interval with tails expanded to sqrt(n/(n-p)) "
-        "t(n-p), n runs, p = 5 (Hesterberg 2015)",
+        "t(n-p), n runs with a final checkpoint, p = 5 (Hesterberg 2015)",
     }
     entry["samples"] = []
     if boot is not None:
@@ -346,7 +444,9 @@ def fit_task(
     return entry
 
 
-def _bootstrap(points: TaskPoints, minima, s2_full: dict, targets, B: int, seed: int) -> dict:
+def _bootstrap(
+    points: TaskPoints, minima, s2_full: dict, targets, B: int, seed: int, step2: str = "sigmoid"
+) -> dict:
     n = len(points.runs)
     rng = np.random.default_rng([seed, 22])
     counts = np.zeros((B, n))
@@ -359,12 +459,12 @@ def _bootstrap(points: TaskPoints, minima, s2_full: dict, targets, B: int, seed:
         if not _spans(points.loss[sub[points.run]]) or not all(map(math.isfinite, s1.values())):
             continue
         w = counts[j][points.run]
-        s2 = fit_step2(points.loss, points.acc, w, points.chance, warm=s2_full)
+        s2 = STEP2_FITS[step2](points.loss, points.acc, w, points.chance, warm=s2_full)
         if s2 is None:
             continue
         s2.pop("_cost")
         rows.append((s1, s2))
-    tail = 100 * expanded_tail(n, len(CHINCHILLA_NAMES))
+    tail = 100 * expanded_tail(int(points.last.sum()), len(CHINCHILLA_NAMES))
 
     def ci(values) -> list[float] | None:
         v = np.asarray(values, dtype=float)
@@ -376,7 +476,7 @@ def _bootstrap(points: TaskPoints, minima, s2_full: dict, targets, B: int, seed:
         out["pred_ci"] = [{} for _ in targets]
         return out
     out["ci1"] = {k: ci([r[0][k] for r in rows]) for k in CHINCHILLA_NAMES}
-    out["ci2"] = {k: ci([r[1][k] for r in rows]) for k in ("a", "k", "L0")}
+    out["ci2"] = {k: ci([r[1][k] for r in rows]) for k in STEP2_FREE[step2]}
     for n_, d_ in targets:
         got = np.array([chained(s1, s2, n_, d_) for s1, s2 in rows], dtype=float)
         out["pred_ci"].append({"task_loss_ci95": ci(got[:, 0]), "acc_ci95": ci(got[:, 1])})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ladder.fit.task import chained, sigmoid
+from ladder.fit.task import accuracy, chained
 from ladder.report.figure import legend, missing, new_figure
 from ladder.report.inputs import ReportInputs
 from ladder.report.predictions import BAND
@@ -88,7 +88,8 @@ def plot_task_scaling(study: ReportInputs):
             max([*L], default=2.0) * 1.1,
             100,
         )
-        ax_s.plot(Ls, sigmoid(s2, Ls), color="C1", label="step 2: Acc(L)")
+        form = entry.get("step2_form", "sigmoid")
+        ax_s.plot(Ls, accuracy(s2, Ls), color="C1", label=f"step 2 ({form}): Acc(L)")
         ax_s.axhline(chance, color="0.5", ls=":", lw=1)
         ax_s.set_xlabel("task loss (bits per byte of the gold continuation)")
         ax_s.set_ylabel("accuracy")
@@ -121,11 +122,21 @@ def section_tasks(study: ReportInputs, fmt) -> str:
             f"{with_ci(p['acc'], p.get('acc_ci95'))}"
             for p in e.get("predictions") or []
         )
+        if e.get("step2_form") == "exp":  # Gadre et al. 2024: Err = eps - k exp(-gamma L)
+            shape = (
+                f"top-1 error Err = eps - k exp(-gamma L) with eps = "
+                f"{with_ci(s2['eps'], ci.get('eps'))}, k = {with_ci(s2['k'], ci.get('k'))}, "
+                f"gamma = {with_ci(s2['gamma'], ci.get('gamma'))} per bit/byte"
+            )
+        else:
+            shape = (
+                f"accuracy crosses halfway to its ceiling at task loss L0 = "
+                f"{with_ci(s2['L0'], ci.get('L0'))} bits/byte, slope k = "
+                f"{with_ci(s2['k'], ci.get('k'))}"
+            )
         lines.append(
             f"- **{name}** ({e['n_runs']} runs, {e['n_points']} checkpoints, chance "
-            f"{fmt(e['chance'], 3)}): accuracy crosses halfway to its ceiling at task loss L0 = "
-            f"{with_ci(s2['L0'], ci.get('L0'))} bits/byte, slope k = "
-            f"{with_ci(s2['k'], ci.get('k'))}"
+            f"{fmt(e['chance'], 3)}): {shape}"
             + (f"; {preds}" if preds else "")
             + (f" ({'; '.join(e['warnings'])})" if e.get("warnings") else "")
             + "."
