@@ -226,6 +226,20 @@ def _spans(L: np.ndarray) -> bool:
 # -------------------------------------------------------------------------------- step 2
 
 
+def _best_start(residuals, starts, bounds, x_scale):
+    """The converged least_squares result of lowest cost over `starts` (x_scale(start) each
+    run's scales), or None when none converges."""
+    best = None
+    for start in starts:
+        try:
+            res = least_squares(residuals, list(start), bounds=bounds, x_scale=x_scale(start))
+        except ValueError:
+            continue
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
+    return best
+
+
 def sigmoid(p: dict, L) -> np.ndarray:
     """Step 2: accuracy at task loss L (arrays of parameters broadcast)."""
     z = np.clip(np.asarray(p["k"]) * (np.asarray(L) - np.asarray(p["L0"])), -500, 500)
@@ -252,20 +266,8 @@ def fit_step2(
         for k in (0.3 / spread, 3.0 / spread, 30.0 / spread)
     ]
     starts = grid if warm is None else [(min(warm["a"], top), warm["k"], warm["L0"])]
-    best = None
-    for a0, k, L0 in starts:
-        start = [a0, k, L0]
-        try:
-            res = least_squares(
-                residuals,
-                start,
-                bounds=([1e-9, 1e-9, -np.inf], [top, np.inf, np.inf]),
-                x_scale=[top, max(k, 1e-6), spread],
-            )
-        except ValueError:
-            continue
-        if res.success and (best is None or res.cost < best.cost):
-            best = res
+    bounds = ([1e-9, 1e-9, -np.inf], [top, np.inf, np.inf])
+    best = _best_start(residuals, starts, bounds, lambda t: [top, max(t[1], 1e-6), spread])
     if best is None:
         return None
     a, k, L0 = best.x
@@ -305,19 +307,8 @@ def fit_step2_exp(
             X = np.stack([np.ones_like(L), np.exp(-gamma * L)], axis=1) * sw[:, None]
             (c0, c1), *_ = np.linalg.lstsq(X, acc * sw, rcond=None)
             starts.append((min(max(1.0 - c0, 0.0), 1.0), max(c1, 1e-6), gamma))
-    best = None
-    for eps0, k0, g0 in starts:
-        try:
-            res = least_squares(
-                residuals,
-                [eps0, k0, g0],
-                bounds=([0.0, 0.0, 1e-9], [1.0, np.inf, np.inf]),
-                x_scale=[1.0, max(k0, 1e-6), max(g0, 1e-6)],
-            )
-        except ValueError:
-            continue
-        if res.success and (best is None or res.cost < best.cost):
-            best = res
+    bounds = ([0.0, 0.0, 1e-9], [1.0, np.inf, np.inf])
+    best = _best_start(residuals, starts, bounds, lambda t: [1.0, max(t[1], 1e-6), max(t[2], 1e-6)])
     if best is None:
         return None
     eps, k, gamma = best.x
