@@ -181,7 +181,7 @@ def train(
         clock = Clock()
         # setup: the data is checked before any compute, so a bad shard fails in seconds
         run = setup(r, tokens_dir, out_dir, val_tokens, eval_tokens, threads, seg.kept_out)
-        progress, stop, diverged = Progress(start=0, rows=[]), 0, None
+        progress, stop, diverged, ended = Progress(start=0, rows=[]), 0, None, False
         try:
             # restore: a killed job goes on from its checkpoint, a WSD branch from its
             # stable run's state; the step counter is also the data position
@@ -197,16 +197,31 @@ def train(
             # loop: to the segment's end, or to the end of the step a signal arrived in
             kept = frozenset(r.kept if seg.kept_out else ())
             stop = train_loop(run, progress, clock, seg.end, caught, kept)
+            ended = True
         except Divergence as e:  # a result, not an error: `finish` records it
-            diverged = e
+            diverged, ended = e, True
         finally:
             clock.pause()
             if run.master:
                 track(run, progress)  # the rows up to a divergence or a signal, too
             if run.ddp:
-                torch.distributed.destroy_process_group()
+                leave_group(run, together=ended)
         # finish: every way the job ends, in one place
         return finish(run, progress, clock, seg, tracker, stop, diverged)
+
+
+def leave_group(run: Run, together: bool) -> None:
+    """Tear the DDP process group down before the interpreter exits. The DDP wrapper goes
+    first: its reducer holds the group, which would otherwise outlive
+    destroy_process_group and be destroyed at interpreter exit, where gloo's threads can
+    abort the process (SIGABRT, "terminate called without an active exception") after a
+    run that succeeded. `together`: the loop ended the same way on every rank (done, a
+    signal or a divergence, all agreed by a collective), so a barrier lets no rank close
+    its connections while a peer still uses them; after an error it would hang."""
+    run.step_model = None
+    if together:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def finish(
