@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import inspect
 import io
 import json
 import math
@@ -465,8 +466,18 @@ def distribute(run: Run) -> None:
         run.step_model = torch.nn.parallel.DistributedDataParallel(
             run.loss_model,
             device_ids=[run.device.index] if run.device.type == "cuda" else None,
-            broadcast_buffers=False,  # buffers (RoPE) are constants; saves a collective
+            **no_buffer_sync(),
         )
+
+
+def no_buffer_sync() -> dict[str, bool]:
+    """DDP's keyword for not syncing buffers every forward pass: the buffers (RoPE's
+    frequencies) are constants, so it saves a collective. Newer torch (2.13) deprecates
+    `broadcast_buffers` for `forward_sync_buffers` and warns in every rank's log; the GPU
+    image's torch 2.11 has only the old one."""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return {key: False}
 
 
 # ----------------------------------------------------------------------------- restore
