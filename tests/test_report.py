@@ -470,3 +470,17 @@ def test_a_table_without_a_flops_column_reports_compute_as_6ND(tmp_path):
     study = inputs.load(str(paths["runs"]), str(paths["fits"]))
     N, D = runs["params_non_embedding"], runs["tokens"]
     assert np.allclose(study.values("compute"), 6 * N * D)
+
+
+def test_sized_law_line_names_runs_the_held_out_refit_could_not_predict():
+    """A held-out-size refit that extrapolates to inf on one run (seen on a vocab-512 WSD
+    study) must not crash the report: that run is named, the error averages the others."""
+    from ladder.report.curve_laws import _sized_lines
+
+    entry = {"formula": "L = ...", "n_runs": 8, "sizes": [1, 2, 3], "lambda": 0.999,
+             "params": {"E": 1.0}, "ci95": {}, "mare_mean": 0.01,
+             "holdout_size": {"held_out_size": 3e5, "predicted": {"a": 0.25, "b": None},
+                              "not_predicted": ["b"], "mare_mean": 0.25}}  # fmt: skip
+    check = _sized_lines("annealing_sized", entry)[-1]
+    assert "error 25.00% (worst 25.00%)" in check
+    assert "no finite prediction for b" in check

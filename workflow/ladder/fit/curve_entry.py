@@ -314,12 +314,19 @@ def holdout_size(kit, parts, lam: float) -> dict:
     except FitError as e:
         return {"skipped": str(e)}
     err = mare(kit, kit.to_params(theta), held, lam)
+    # a refit that extrapolates to inf/nan on a run has not predicted it: say so, and average
+    # the error over the runs it did predict (none: the check is skipped, with the reason)
+    bad = sorted(run for run, e in err.items() if not np.isfinite(e))
+    good = [e for e in err.values() if np.isfinite(e)]
+    if not good:
+        return {"skipped": f"the refit without size {largest:.4g} predicts no finite curve"}
     return {
         "held_out_size": largest,
         "fitted_on_sizes": sorted({c.size for c, _ in train}),
         "params": kit.to_params(theta),
-        "predicted": err,
-        "mare_mean": float(np.mean(list(err.values()))),
+        "predicted": {run: (e if np.isfinite(e) else None) for run, e in err.items()},
+        "not_predicted": bad,
+        "mare_mean": float(np.mean(good)),
     }
 
 

@@ -150,8 +150,13 @@ def _sized_lines(key: str, entry: dict) -> list[str]:
             f"- held-out-size check ({key}): fitted without the largest size (N = "
             f"{held['held_out_size']:.4g}), predicted its {len(held['predicted'])} run(s)' curves: "
             f"mean absolute relative error {held['mare_mean']:.2%} "
-            f"(worst {max(held['predicted'].values()):.2%})"
+            f"(worst {max(e for e in held['predicted'].values() if e is not None):.2%})"
         )
+        if held.get("not_predicted"):
+            check += (
+                f"; no finite prediction for {', '.join(held['not_predicted'])} "
+                "(left out of the error)"
+            )
     else:
         check = f"- held-out-size check ({key}): not possible ({held.get('skipped', 'not run')})"
     return [
