@@ -480,7 +480,7 @@ def test_sized_law_line_names_runs_the_held_out_refit_could_not_predict():
     entry = {"formula": "L = ...", "n_runs": 8, "sizes": [1, 2, 3], "lambda": 0.999,
              "params": {"E": 1.0}, "ci95": {}, "mare_mean": 0.01,
              "holdout_size": {"held_out_size": 3e5, "predicted": {"a": 0.25, "b": None},
-                              "not_predicted": ["b"], "mare_mean": 0.25}}  # fmt: skip
+                              "mare_mean": 0.25}}  # fmt: skip
     check = _sized_lines("annealing_sized", entry)[-1]
     assert "error 25.00% (worst 25.00%)" in check
     assert "no finite prediction for b" in check

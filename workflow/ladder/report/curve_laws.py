@@ -146,17 +146,15 @@ def _sized_lines(key: str, entry: dict) -> list[str]:
         cells.append(f"{name} = {_fmt(value)}{band}")
     held = entry.get("holdout_size") or {}
     if "mare_mean" in held:
+        errors = [e for e in held["predicted"].values() if e is not None]
+        missed = [run for run, e in held["predicted"].items() if e is None]
         check = (
             f"- held-out-size check ({key}): fitted without the largest size (N = "
             f"{held['held_out_size']:.4g}), predicted its {len(held['predicted'])} run(s)' curves: "
-            f"mean absolute relative error {held['mare_mean']:.2%} "
-            f"(worst {max(e for e in held['predicted'].values() if e is not None):.2%})"
+            f"mean absolute relative error {held['mare_mean']:.2%} (worst {max(errors):.2%})"
         )
-        if held.get("not_predicted"):
-            check += (
-                f"; no finite prediction for {', '.join(held['not_predicted'])} "
-                "(left out of the error)"
-            )
+        if missed:
+            check += f"; no finite prediction for {', '.join(missed)} (left out of the error)"
     else:
         check = f"- held-out-size check ({key}): not possible ({held.get('skipped', 'not run')})"
     return [
